@@ -1,0 +1,80 @@
+"""Face assets, one per dataset: the detected, cropped faces of every manifest row, in resumable shards."""
+
+import os
+
+import polars as pl
+from dagster import (AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetKey, Config, MaterializeResult,
+                     MetadataValue, asset)
+from pydantic import Field
+
+from agenet_pipeline.assets.metadata import markdown_table, png_metadata, status_counts
+from agenet_pipeline.faces.preview import preview_grid
+from agenet_pipeline.faces.sharded import run_face_stage
+from agenet_pipeline.faces.stage import FaceStageSettings
+from agenet_pipeline.faces.storage import scan_faces
+from agenet_pipeline.faces.summary import detection_rate, outcome_counts, preview_sample, several_faces
+from agenet_pipeline.resources import DATASETS, AgeNetHome, FaceDetectorResource
+
+GROUP = "faces"
+SUMMARY_COLUMNS = ["row", "status", "age", "face_source", "faces_found", "detector_score"]
+
+
+class FaceStageConfig(Config):
+    margin: float = Field(default=0.4, description="Margin added on each side of the detected box, as a share of it")
+    crop_size: int = Field(default=256, description="Side of the square RGB crop in pixels")
+    min_score: float = Field(default=0.5, description="Lowest detector score accepted as a face")
+    min_face_size: int = Field(default=20, description="Smallest face side in source pixels")
+    fallback_whole_image: bool = Field(default=False, description="Use the whole photo when no face is found "
+                                                                  "(for datasets of aligned face crops)")
+    min_detection_rate: float = Field(default=0.8, description="Floor of the detection rate asset check")
+    shard_size: int = Field(default=2000, description="Photos per shard file (the unit of resumption)")
+    workers: int = Field(default=0, description="Processes for the shards; 0: one per CPU core")
+
+    def settings(self) -> FaceStageSettings:
+        return FaceStageSettings(margin=self.margin, size=self.crop_size, min_score=self.min_score,
+                                 min_face_size=self.min_face_size, fallback_whole_image=self.fallback_whole_image)
+
+
+def _faces_asset(dataset: str):
+    check = AssetCheckSpec("detection_rate_above_floor", asset=f"faces_{dataset}",
+                           description="Share of decodable photos with a detected face is at least the configured floor")
+
+    @asset(name=f"faces_{dataset}", group_name=GROUP, deps=[AssetKey(f"{dataset}_manifest")], check_specs=[check],
+           kinds={"mediapipe", "parquet"})
+    def faces(config: FaceStageConfig, home: AgeNetHome, face_detector: FaceDetectorResource) -> MaterializeResult:
+        manifest = pl.read_parquet(home.manifest_path(dataset))
+        folder = home.faces_folder(dataset)
+        run = run_face_stage(manifest, folder, face_detector.model(), config.settings(), config.shard_size,
+                             config.workers or os.cpu_count() or 1)
+        faces = scan_faces(folder, SUMMARY_COLUMNS).collect()
+        if faces.height != manifest.height or not faces["row"].equals(manifest["row"]):
+            raise RuntimeError(f"{folder}: the face shards do not line up with the {manifest.height} manifest rows")
+        rate = detection_rate(faces)
+        sample_rows = preview_sample(faces)["row"]
+        sample = scan_faces(folder, ["row", "age", "crop_jpeg"]).filter(pl.col("row").is_in(sample_rows)).collect()
+        metadata = {
+            "dagster/row_count": faces.height,
+            "usable faces": status_counts(faces).get("ok", 0),
+            "detection rate": MetadataValue.float(rate if rate is not None else float("nan")),
+            "rows by outcome": markdown_table(outcome_counts(faces)),
+            "photos with several faces (most confident kept)": several_faces(faces),
+            "shards": run.shards,
+            "shards reused from an earlier run": run.shards_reused,
+            "photos processed": run.rows_processed,
+            "seconds": round(run.seconds, 2),
+            "photos per second": round(run.rows_processed / run.seconds, 1) if run.rows_processed else 0.0,
+            "faces folder": MetadataValue.path(str(folder)),
+        }
+        if not sample.is_empty():
+            png = preview_grid(sample["crop_jpeg"].to_list(), [f"{age:g}" for age in sample["age"]])
+            metadata |= png_metadata(png, folder.parent / f"{dataset}_preview.png", "preview")
+        passed = rate is not None and rate >= config.min_detection_rate
+        return MaterializeResult(metadata=metadata, check_results=[AssetCheckResult(
+            passed=passed, severity=AssetCheckSeverity.ERROR,
+            metadata={"detection rate": rate if rate is not None else float("nan"), "floor": config.min_detection_rate},
+        )])
+
+    return faces
+
+
+face_assets = [_faces_asset(dataset) for dataset in DATASETS]

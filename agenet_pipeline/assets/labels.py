@@ -1,0 +1,106 @@
+"""Labels, splits and training shards, with the checks that guard them."""
+
+import polars as pl
+from dagster import (AssetCheckResult, AssetCheckSeverity, AssetExecutionContext, AssetKey, Config, MaterializeResult,
+                     MetadataValue, asset, asset_check)
+from pydantic import Field
+
+from agenet_pipeline.assets.metadata import age_histogram, counts_by, markdown_table
+from agenet_pipeline.datasets.labels import binned_labels
+from agenet_pipeline.datasets.manifest import OK
+from agenet_pipeline.datasets.splits import SPLITS, assign_splits, leaks
+from agenet_pipeline.faces.storage import scan_faces, write_parquet
+from agenet_pipeline.faces.tfrecords import DEFAULT_FILE_BYTES, write_split_shards
+from agenet_pipeline.model.bins import MAX_AGE, MIN_AGE, SEED_BINS
+from agenet_pipeline.resources import DATASETS, AgeNetHome
+
+GROUP = "labels"
+
+
+@asset(group_name=GROUP, deps=[AssetKey(f"faces_{d}") for d in DATASETS], kinds={"polars", "parquet"})
+def age_labels(home: AgeNetHome) -> MaterializeResult:
+    """Every face row of every dataset with its age bin (the paper's ten) and Adience bin; crops left out."""
+    tables = [scan_faces(home.faces_folder(d)).drop("crop_jpeg", "box").collect() for d in DATASETS]
+    labels = binned_labels(tables)
+    write_parquet(labels, home.labels_path)
+    usable = labels.filter(pl.col("status") == OK)
+    per_bin = counts_by(usable, "dataset", "bin").pivot("dataset", index="bin", values="rows").fill_null(0).sort("bin")
+    per_bin = per_bin.with_columns(pl.col("bin").replace_strict(range(len(SEED_BINS)), SEED_BINS.labels).alias("bin"))
+    return MaterializeResult(metadata={
+        "dagster/row_count": labels.height,
+        "usable rows": usable.height,
+        "usable rows per bin and dataset": markdown_table(per_bin),
+        "age histogram": age_histogram(usable["age"]),
+        "labels": MetadataValue.path(str(home.labels_path)),
+    })
+
+
+@asset_check(asset=age_labels, description="Every usable row has an age in range and a bin of both schemes")
+def labels_in_range(home: AgeNetHome) -> AssetCheckResult:
+    usable = pl.read_parquet(home.labels_path).filter(pl.col("status") == OK)
+    bad = usable.filter(~pl.col("age").is_between(MIN_AGE, MAX_AGE) | pl.col("age").is_null()
+                        | pl.col("bin").is_null() | pl.col("adience_bin").is_null())
+    return AssetCheckResult(passed=bad.is_empty(), severity=AssetCheckSeverity.ERROR,
+                            metadata={"rows out of range": bad.height, "rows checked": usable.height})
+
+
+class SplitConfig(Config):
+    test_fraction: float = Field(default=0.2, description="Share of the training datasets kept for test (paper: 0.2)")
+    validation_fraction: float = Field(default=0.2, description="Share of the remainder kept for validation")
+    seed: int = Field(default=0, description="Seed of the split assignment")
+    evaluation_datasets: list[str] = Field(default=["adience"], description="Datasets used only for evaluation")
+
+
+@asset(group_name=GROUP, deps=[age_labels], kinds={"polars", "parquet"})
+def data_splits(config: SplitConfig, home: AgeNetHome) -> MaterializeResult:
+    """Train / validation / test assignment that keeps a person or an identical crop on one side."""
+    splits = assign_splits(pl.read_parquet(home.labels_path), config.test_fraction, config.validation_fraction,
+                           config.seed, tuple(config.evaluation_datasets))
+    write_parquet(splits, home.splits_path)
+    table = counts_by(splits, "dataset", "split").pivot("split", index="dataset", values="rows").fill_null(0)
+    return MaterializeResult(metadata={
+        "dagster/row_count": splits.height,
+        "rows per dataset and split": markdown_table(table),
+        **{f"{split} rows": int((splits["split"] == split).sum()) for split in SPLITS},
+        "splits": MetadataValue.path(str(home.splits_path)),
+    })
+
+
+@asset_check(asset=data_splits, description="No person group or crop hash appears in two splits")
+def no_split_leakage(home: AgeNetHome) -> AssetCheckResult:
+    found = leaks(pl.read_parquet(home.splits_path))
+    return AssetCheckResult(passed=found.is_empty(), severity=AssetCheckSeverity.ERROR,
+                            metadata={"leaking keys": found.height, "examples": markdown_table(found.head(10))})
+
+
+@asset_check(asset=data_splits, description="Every age bin has rows in train, validation and test")
+def every_bin_present(home: AgeNetHome) -> AssetCheckResult:
+    splits = pl.read_parquet(home.splits_path).filter(pl.col("split").is_in(SPLITS))
+    present = counts_by(splits, "split", "bin")
+    missing = [f"{split}: {label}" for split in SPLITS for index, label in enumerate(SEED_BINS.labels)
+               if present.filter((pl.col("split") == split) & (pl.col("bin") == index)).is_empty()]
+    return AssetCheckResult(passed=not missing, severity=AssetCheckSeverity.ERROR,
+                            metadata={"missing bins": ", ".join(missing) or "none"})
+
+
+class ShardConfig(Config):
+    file_megabytes: int = Field(default=DEFAULT_FILE_BYTES // 2**20, description="Largest TFRecord file size")
+
+
+@asset(group_name=GROUP, deps=[data_splits], kinds={"tensorflow"})
+def training_shards(context: AssetExecutionContext, config: ShardConfig, home: AgeNetHome) -> MaterializeResult:
+    """TFRecord files per split of (JPEG crop, bin, age, dataset id), for tf.data to stream."""
+    splits = pl.read_parquet(home.splits_path)
+    folders = {d: home.faces_folder(d) for d in DATASETS}
+    written = []
+    for split in (*SPLITS, "evaluation"):
+        rows = splits.filter(pl.col("split") == split)
+        written += write_split_shards(rows, folders, home.shards_folder, split, config.file_megabytes * 2**20)
+        context.log.info(f"{split}: {rows.height} examples")
+    table = pl.DataFrame([(f.split, f.path.name, f.examples, f.path.stat().st_size) for f in written],
+                         schema=["split", "file", "examples", "bytes"], orient="row")
+    return MaterializeResult(metadata={
+        "dagster/row_count": int(table["examples"].sum()),
+        "files": markdown_table(table),
+        "folder": MetadataValue.path(str(home.shards_folder)),
+    })

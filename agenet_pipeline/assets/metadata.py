@@ -1,0 +1,45 @@
+"""Metadata values shared by the assets: counts as markdown tables, histograms, images."""
+
+import base64
+from pathlib import Path
+
+import polars as pl
+from dagster import MetadataValue
+
+from agenet_pipeline.faces.storage import atomic_path
+from agenet_pipeline.model.bins import SEED_BINS
+
+
+def markdown_table(frame: pl.DataFrame) -> MetadataValue:
+    header = "| " + " | ".join(frame.columns) + " |\n|" + "---|" * len(frame.columns) + "\n"
+    body = "".join("| " + " | ".join("" if v is None else str(v) for v in row) + " |\n" for row in frame.iter_rows())
+    return MetadataValue.md(header + body)
+
+
+def counts_by(frame: pl.DataFrame, *columns: str) -> pl.DataFrame:
+    return frame.group_by(columns).len("rows").sort(columns)
+
+
+def status_counts(frame: pl.DataFrame) -> dict[str, int]:
+    return dict(counts_by(frame, "status").iter_rows())
+
+
+def age_histogram(ages: pl.Series) -> MetadataValue:
+    """Rows per seed age bin, as a markdown table with a text bar."""
+    ages = ages.drop_nulls().to_numpy()
+    counts = [0] * len(SEED_BINS)
+    if len(ages):
+        for index in SEED_BINS.index(ages):
+            counts[index] += 1
+    widest = max(max(counts), 1)
+    rows = [(label, n, "#" * round(30 * n / widest)) for label, n in zip(SEED_BINS.labels, counts)]
+    return markdown_table(pl.DataFrame(rows, schema=["age bin", "rows", ""], orient="row"))
+
+
+def png_metadata(png: bytes, path: Path, title: str) -> dict[str, MetadataValue]:
+    """An image shown in the Dagster UI (inline markdown) and kept on disk beside the asset."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(png)
+    inline = base64.b64encode(png).decode()
+    return {title: MetadataValue.md(f"![{title}](data:image/png;base64,{inline})"),
+            f"{title} file": MetadataValue.path(str(path))}

@@ -1,0 +1,97 @@
+"""The face stage for one photo and for one shard of manifest rows: decode, detect, crop, encode."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import polars as pl
+
+from agenet_pipeline.datasets.manifest import OK
+from agenet_pipeline.faces.crop import square_crop
+from agenet_pipeline.faces.detector import FaceDetector
+from agenet_pipeline.faces.images import DEFAULT_MAX_PIXELS, ImageRejected, decode_rgb
+
+FACE_SCHEMA = {
+    "box": pl.Struct({"x": pl.Int64, "y": pl.Int64, "w": pl.Int64, "h": pl.Int64}),
+    "detector_score": pl.Float64,
+    "faces_found": pl.Int64,
+    "face_source": pl.String,
+    "crop_jpeg": pl.Binary,
+    "crop_bytes": pl.Int64,
+    "crop_sha256": pl.String,
+}
+
+
+@dataclass(frozen=True)
+class FaceStageSettings:
+    margin: float = 0.4
+    size: int = 256
+    jpeg_quality: int = 90
+    min_score: float = 0.5
+    min_face_size: int = 20
+    fallback_whole_image: bool = False
+    max_pixels: int = DEFAULT_MAX_PIXELS
+
+
+def _no_face(status: str, detail: str | None, faces_found: int | None = None, score: float | None = None) -> dict:
+    return {"status": status, "detail": detail, "box": None, "detector_score": score, "faces_found": faces_found,
+            "face_source": None, "crop_jpeg": None, "crop_bytes": None, "crop_sha256": None}
+
+
+def _encode(crop: np.ndarray, quality: int) -> bytes:
+    ok, encoded = cv2.imencode(".jpg", cv2.cvtColor(crop, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise RuntimeError("JPEG encoding of a face crop failed")
+    return encoded.tobytes()
+
+
+def face_from_photo(data: bytes, detector: FaceDetector, settings: FaceStageSettings) -> dict:
+    """Face columns plus `status`/`detail` for one encoded photo: the most confident face, cropped."""
+    try:
+        rgb = decode_rgb(data, settings.max_pixels)
+    except ImageRejected as rejection:
+        return _no_face(rejection.reason, rejection.detail)
+    detections = detector.detect(rgb)
+    confident = [d for d in detections if d.score >= settings.min_score]
+    best = detections[0] if detections else None
+    if not confident:
+        problem = ("low_score", f"best score {best.score:.2f} < {settings.min_score}") if best else ("no_face", None)
+    elif max(best.box[2:]) < settings.min_face_size:
+        problem = ("too_small", f"face {best.box[2]}x{best.box[3]} px < {settings.min_face_size}")
+    else:
+        problem = None
+    score = best.score if best else None
+    if problem is None:
+        box, margin, source = best.box, settings.margin, "detector"
+    elif settings.fallback_whole_image:
+        box, margin, source = (0, 0, rgb.shape[1], rgb.shape[0]), 0.0, "whole_image"
+    else:
+        return _no_face(*problem, faces_found=len(confident), score=score)
+    jpeg = _encode(square_crop(rgb, box, margin, settings.size), settings.jpeg_quality)
+    return {"status": OK, "detail": problem[0] if problem else None,
+            "box": dict(zip("xywh", map(int, box))), "detector_score": score, "faces_found": len(confident),
+            "face_source": source, "crop_jpeg": jpeg, "crop_bytes": len(jpeg), "crop_sha256": hashlib.sha256(jpeg).hexdigest()}
+
+
+def _face_from_file(path: str, detector: FaceDetector, settings: FaceStageSettings) -> dict:
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as error:
+        return _no_face("unreadable", f"{type(error).__name__}: {error}")
+    return face_from_photo(data, detector, settings)
+
+
+def faces_of_rows(manifest: pl.DataFrame, detector: FaceDetector, settings: FaceStageSettings) -> pl.DataFrame:
+    """The manifest rows with the face columns added; rows rejected earlier keep their status and get no face."""
+    faces = [
+        _face_from_file(path, detector, settings) if status == OK else _no_face(status, detail)
+        for path, status, detail in zip(manifest["image_path"], manifest["status"], manifest["detail"])
+    ]
+    columns = pl.from_dicts(faces, schema={"status": pl.String, "detail": pl.String, **FACE_SCHEMA})
+    return pl.concat([manifest.drop("status", "detail"), columns], how="horizontal").select(
+        *manifest.columns, *FACE_SCHEMA
+    )

@@ -1,0 +1,69 @@
+"""Dagster resources: where the pipeline keeps its files, where the datasets are, and the face detector."""
+
+import os
+from pathlib import Path
+
+from dagster import ConfigurableResource
+from pydantic import Field
+
+from agenet_pipeline.datasets.demo import demo_dataset
+from agenet_pipeline.faces.detector import BLAZEFACE_SHORT_RANGE_SHA256, resolve_model
+
+DATASETS = ("utkface", "appa_real", "imdb_wiki", "adience")
+
+
+class AgeNetHome(ConfigurableResource):
+    """The project's home folder: manifests, faces, labels, shards and the demo data live under it."""
+
+    path: str | None = Field(default=None, description="Folder for everything the pipeline writes; "
+                                                       "default: $AGENET_HOME, else .agenet in the working directory")
+
+    @property
+    def root(self) -> Path:
+        return Path(self.path or os.environ.get("AGENET_HOME") or ".agenet").expanduser().absolute()
+
+    def manifest_path(self, dataset: str) -> Path:
+        return self.root / "manifests" / f"{dataset}.parquet"
+
+    def faces_folder(self, dataset: str) -> Path:
+        return self.root / "faces" / dataset
+
+    @property
+    def labels_path(self) -> Path:
+        return self.root / "labels" / "age_labels.parquet"
+
+    @property
+    def splits_path(self) -> Path:
+        return self.root / "labels" / "data_splits.parquet"
+
+    @property
+    def shards_folder(self) -> Path:
+        return self.root / "tfrecords"
+
+
+class DatasetRoots(ConfigurableResource):
+    """Where each dataset is on disk. A dataset without a root uses the synthetic demo copy."""
+
+    utkface: str | None = Field(default=None, description="Folder holding the UTKFace *.jpg.chip.jpg files")
+    appa_real: str | None = Field(default=None, description="Folder holding gt_avg_*.csv and train/ valid/ test/")
+    imdb_wiki: str | None = Field(default=None, description="Folder holding imdb.mat or wiki.mat (or one level up)")
+    adience: str | None = Field(default=None, description="Folder holding fold_*_data.txt and faces/")
+    demo_images: int | None = Field(default=None, description="Images per demo dataset (default: the demo's own sizes)")
+
+    def root(self, dataset: str, home: AgeNetHome) -> tuple[Path, bool]:
+        """(root folder, whether it is the synthetic demo)."""
+        configured = getattr(self, dataset)
+        if configured:
+            return Path(configured).expanduser().absolute(), False
+        return demo_dataset(home.root / "demo", dataset, self.demo_images), True
+
+
+class FaceDetectorResource(ConfigurableResource):
+    """The BlazeFace short-range model for MediaPipe's FaceDetector."""
+
+    model_path: str | None = Field(default=None, description="A .tflite to use instead of the bundled model")
+    model_sha256: str | None = Field(default=BLAZEFACE_SHORT_RANGE_SHA256,
+                                     description="Expected SHA-256 of the model; empty to skip the check")
+
+    def model(self) -> Path:
+        return resolve_model(self.model_path, self.model_sha256)
