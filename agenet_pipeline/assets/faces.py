@@ -51,7 +51,7 @@ def _faces_asset(dataset: str):
             raise RuntimeError(f"{folder}: the face shards do not line up with the {manifest.height} manifest rows")
         rate = detection_rate(faces)
         sample_rows = preview_sample(faces)["row"]
-        sample = scan_faces(folder, ["row", "age", "crop_jpeg"]).filter(pl.col("row").is_in(sample_rows)).collect()
+        sample = scan_faces(folder, ["row", "age", "crop_jpeg"]).filter(pl.col("row").is_in(sample_rows)).collect().sort("age")
         metadata = {
             "dagster/row_count": faces.height,
             "usable faces": status_counts(faces).get("ok", 0),

@@ -70,8 +70,8 @@ def read_appa_real(root: str | Path, age_label: str = "real") -> pl.DataFrame:
             missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
             if missing:
                 raise ValueError(f"{csv_path}: missing column(s) {', '.join(missing)}")
-            for line, record in enumerate(reader, start=2):
-                where = f"{csv_path.name}:{line}"
+            for record in reader:
+                where = f"{csv_path.name}:{reader.line_num}"
                 if not record["file_name"]:
                     rows.append(rejected(dataset=DATASET, image_path=None, age_source=age_label, appa_split=split,
                                          status="malformed_line", detail=f"{where}: no file_name"))

@@ -47,9 +47,11 @@ def _empty_scene(rng: np.random.Generator, size: int) -> np.ndarray:
     return np.clip(scene, 0, 255).astype(np.uint8)
 
 
-def _group_photo(rng: np.random.Generator, faces: int = 5, size: int = 160) -> np.ndarray:
-    """Several people side by side in one photo."""
-    return np.concatenate([draw_face(float(rng.integers(5, 80)), rng, size) for _ in range(faces)], axis=1)
+def _group_photo(rng: np.random.Generator, faces: int = 5, size: int = 192) -> np.ndarray:
+    """Several people in one photo, in two rows of three places."""
+    tiles = [draw_face(float(rng.integers(5, 80)), rng, size) for _ in range(faces)]
+    tiles += [_empty_scene(rng, size) for _ in range(-faces % 3)]
+    return np.concatenate([np.concatenate(tiles[i:i + 3], axis=1) for i in range(0, len(tiles), 3)], axis=0)
 
 
 def write_utkface(root: Path, rng: np.random.Generator, count: int) -> None:
@@ -110,7 +112,7 @@ def write_imdb_wiki(root: Path, rng: np.random.Generator, count: int) -> None:
             _save_jpeg(folder / relative, _empty_scene(rng, 256))
         elif kind == 1:
             second = float(rng.uniform(1, 3))  # a second face: the label may belong to either
-            _save_jpeg(folder / relative, _group_photo(rng, faces=2, size=192))
+            _save_jpeg(folder / relative, _group_photo(rng, faces=2))
         elif kind == 2:
             born = dt.date(taken + 3, 1, 1)  # born after the photo was taken
             _save_jpeg(folder / relative, draw_face(float(age), rng, 256))

@@ -29,8 +29,10 @@ def _check_header(data: bytes, max_pixels: int) -> None:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as header:
                 width, height, kind = header.width, header.height, header.format
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
-        raise ImageRejected("unreadable", f"not an image ({error})") from error
+    except UnidentifiedImageError as error:
+        raise ImageRejected("unreadable", "not an image in a format the decoder knows") from error
+    except (OSError, SyntaxError, ValueError) as error:
+        raise ImageRejected("unreadable", f"damaged image header ({error})") from error
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
         raise ImageRejected("too_large", str(error)) from error
     if width * height > max_pixels:

@@ -15,7 +15,8 @@ class AgeBins:
     """Contiguous age classes. `cut_points[i]` is the first age of bin i; the last bin is open-ended.
 
     Gapped schemes (Adience: 0-2, 4-6, ...) are expressed by their cut points: an age in a gap goes to
-    the bin whose cut point it has passed, which is the nearer bin for the published cut points.
+    the bin whose cut point it has passed. With DESIGN.md's Adience cut points that is the nearer bin (or
+    either of two equally near), except age 23, which the cut point 24 sends to 15-20.
     """
 
     name: str

@@ -1,0 +1,141 @@
+import math
+import zlib
+from pathlib import Path
+
+import cv2
+import numpy as np
+import polars as pl
+import pytest
+
+from agenet_pipeline.datasets.appa_real import read_appa_real
+
+HEADER = "file_name,num_ratings,apparent_age_avg,apparent_age_std,real_age"
+
+
+def write_jpeg(path: Path) -> Path:
+    """A tiny JPEG whose pixels, and so whose content hash, differ from one path to another."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pixels = np.random.default_rng(zlib.crc32(str(path).encode())).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    ok, data = cv2.imencode(".jpg", pixels)
+    assert ok
+    path.write_bytes(data.tobytes())
+    return path
+
+
+def write_split(root: Path, split: str, lines: list[str], images: list[str], header: str = HEADER) -> None:
+    """`gt_avg_<split>.csv` and, for each image, the photo and the release's `_face.jpg` pre-crop beside it."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / f"gt_avg_{split}.csv").write_text("\n".join([header, *lines]) + "\n", encoding="utf-8")
+    for name in images:
+        write_jpeg(root / split / name)
+        write_jpeg(root / split / f"{name}_face.jpg")
+
+
+@pytest.fixture
+def appa(tmp_path) -> Path:
+    root = tmp_path / "appa-real-release"
+    write_split(root, "train", [
+        "000000.jpg,36,25.5,4.2,27",
+        "000001.jpg,30,20.0,3.0,-3",
+        "000002.jpg,30,70.0,3.0,250",
+        "000003.jpg,30,20.0,3.0,nan",
+        "000004.jpg,30,22.0,3.0,22",  # listed, but the image is not there
+        ",30,20.0,3.0,20",
+    ], images=["000000.jpg", "000001.jpg", "000002.jpg", "000003.jpg"])
+    write_split(root, "valid", ["000005.jpg,41,8.25,1.5,9"], images=["000005.jpg"])
+    write_split(root, "test", ["000006.jpg,12.5,60.0,5.0,58", "000007.jpg,20,,,40"],
+                images=["000006.jpg", "000007.jpg"])
+    return root
+
+
+def by_name(manifest: pl.DataFrame) -> dict[str, dict]:
+    return {Path(row["image_path"]).name if row["image_path"] else None: row for row in manifest.iter_rows(named=True)}
+
+
+def test_real_age_manifest(appa):
+    manifest = read_appa_real(appa)
+    rows = by_name(manifest)
+
+    assert manifest.height == 9
+    assert set(manifest["dataset"]) == {"appa_real"} and set(manifest["age_source"]) == {"real"}
+    assert {n: (r["appa_split"], r["status"], r["age"]) for n, r in rows.items()} == {
+        "000000.jpg": ("train", "ok", 27.0),
+        "000001.jpg": ("train", "label_out_of_range", None),
+        "000002.jpg": ("train", "label_out_of_range", None),
+        "000003.jpg": ("train", "missing_label", None),
+        "000004.jpg": ("train", "missing_file", None),
+        None: ("train", "malformed_line", None),
+        "000005.jpg": ("valid", "ok", 9.0),
+        "000006.jpg": ("test", "ok", 58.0),
+        "000007.jpg": ("test", "ok", 40.0),
+    }
+    assert rows["000001.jpg"]["detail"] == "gt_avg_train.csv:3: real_age='-3'"
+    assert rows["000002.jpg"]["detail"] == "gt_avg_train.csv:4: real_age='250'"
+    assert math.isnan(rows["000003.jpg"]["real_age"])
+    assert rows["000004.jpg"]["detail"] == f"gt_avg_train.csv:6: no file {appa / 'train' / '000004.jpg'}"
+    assert rows[None]["detail"] == "gt_avg_train.csv:7: no file_name"
+
+
+def test_label_columns_are_kept(appa):
+    rows = by_name(read_appa_real(appa))
+
+    first = rows["000000.jpg"]
+    assert (first["real_age"], first["apparent_age_avg"], first["apparent_age_std"], first["num_ratings"]) == (27.0, 25.5, 4.2, 36)
+    assert rows["000006.jpg"]["num_ratings"] is None  # 12.5 ratings is not a count
+    assert rows["000007.jpg"]["apparent_age_avg"] is None
+
+
+def test_pre_crops_are_not_rows_and_ok_rows_have_distinct_content_groups(appa):
+    manifest = read_appa_real(appa)
+
+    assert not manifest["image_path"].drop_nulls().str.ends_with("_face.jpg").any()
+    ok = manifest.filter(pl.col("status") == "ok")
+    assert ok["split_group"].str.starts_with("sha256:").all()
+    assert ok["split_group"].n_unique() == ok.height
+
+
+def test_apparent_age_option(appa):
+    manifest = read_appa_real(appa, age_label="apparent")
+    rows = by_name(manifest)
+
+    assert set(manifest["age_source"]) == {"apparent"}
+    assert {n: (r["status"], r["age"]) for n, r in rows.items()} == {
+        "000000.jpg": ("ok", 25.5),
+        "000001.jpg": ("ok", 20.0),
+        "000002.jpg": ("ok", 70.0),
+        "000003.jpg": ("ok", 20.0),
+        "000004.jpg": ("missing_file", None),
+        None: ("malformed_line", None),
+        "000005.jpg": ("ok", 8.25),
+        "000006.jpg": ("ok", 60.0),
+        "000007.jpg": ("missing_label", None),
+    }
+    assert rows["000007.jpg"]["detail"] == "gt_avg_test.csv:3: apparent_age_avg=''"
+
+
+def test_an_unknown_age_label_is_refused(appa):
+    with pytest.raises(ValueError, match="'guessed'"):
+        read_appa_real(appa, age_label="guessed")
+
+
+def test_a_missing_label_file_is_an_error_naming_it(appa):
+    (appa / "gt_avg_valid.csv").unlink()
+
+    with pytest.raises(FileNotFoundError, match="gt_avg_valid.csv"):
+        read_appa_real(appa)
+
+
+def test_a_missing_column_is_an_error_naming_the_file_and_column(appa):
+    write_split(appa, "test", ["000006.jpg,12,60.0,5.0"], images=[],
+                header="file_name,num_ratings,apparent_age_avg,apparent_age_std")
+
+    with pytest.raises(ValueError, match=r"gt_avg_test\.csv: missing column\(s\) real_age"):
+        read_appa_real(appa)
+
+
+def test_detail_names_the_file_line_after_a_blank_line(appa):
+    write_split(appa, "valid", ["000005.jpg,41,8.25,1.5,9", "", "000008.jpg,41,8.25,1.5,-3"], images=["000005.jpg"])
+
+    rows = by_name(read_appa_real(appa))
+
+    assert rows["000008.jpg"]["detail"] == "gt_avg_valid.csv:4: real_age='-3'"

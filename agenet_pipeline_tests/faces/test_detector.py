@@ -1,0 +1,34 @@
+import shutil
+
+import pytest
+from skimage import data
+
+from agenet_pipeline.faces.detector import BUNDLED_MODEL, DetectorModelError, FaceDetector, resolve_model
+
+
+def test_bundled_model_is_verified():
+    assert resolve_model() == BUNDLED_MODEL.absolute()
+
+
+def test_wrong_checksum_is_refused_with_how_to_supply(tmp_path):
+    tampered = tmp_path / "model.tflite"
+    shutil.copy(BUNDLED_MODEL, tampered)
+    with tampered.open("ab") as f:
+        f.write(b"\0")
+    with pytest.raises(DetectorModelError, match="SHA-256.*mediapipe==0.10.21"):
+        resolve_model(str(tampered))
+    assert resolve_model(str(tampered), sha256=None) == tampered
+
+
+def test_missing_model_names_the_path(tmp_path):
+    with pytest.raises(DetectorModelError, match="nowhere.tflite.*not found"):
+        resolve_model(str(tmp_path / "nowhere.tflite"))
+
+
+def test_finds_the_astronaut():
+    with FaceDetector(resolve_model()) as detector:
+        faces = detector.detect(data.astronaut())
+    assert len(faces) == 1
+    x, y, w, h = faces[0].box
+    assert faces[0].score > 0.8
+    assert 150 < x < 200 and 60 < y < 110 and 70 < w < 130 and 70 < h < 130
