@@ -6,13 +6,9 @@ import polars as pl
 
 from agenet_pipeline.datasets.manifest import OK
 
-# Outcomes of photos that reached the detector (decoded without error).
-DETECTOR_OUTCOMES = (OK, "no_face", "low_score", "too_small")
-
-
 def detection_rate(faces: pl.DataFrame) -> float | None:
     """Share of decodable photos in which the detector found a usable face (None when no photo reached it)."""
-    reached = faces.filter(pl.col("status").is_in(DETECTOR_OUTCOMES))
+    reached = faces.filter(pl.col("faces_found").is_not_null())  # set only for photos the detector saw
     if reached.is_empty():
         return None
     detected = reached.filter((pl.col("status") == OK) & (pl.col("face_source") == "detector")).height
