@@ -8,13 +8,14 @@ from pydantic import Field
 from agenet_pipeline.assets.metadata import age_histogram, counts_by, markdown_table
 from agenet_pipeline.datasets.labels import binned_labels
 from agenet_pipeline.datasets.manifest import OK
-from agenet_pipeline.datasets.splits import SPLITS, assign_splits, leaks
+from agenet_pipeline.datasets.splits import EVALUATION, SPLITS, assign_splits, leaks
 from agenet_pipeline.faces.storage import scan_faces, write_parquet
-from agenet_pipeline.faces.tfrecords import DEFAULT_FILE_BYTES, write_split_shards
+from agenet_pipeline.faces.tfrecords import DEFAULT_FILE_BYTES, write_shards
 from agenet_pipeline.model.bins import MAX_AGE, MIN_AGE, SEED_BINS
 from agenet_pipeline.resources import DATASETS, AgeNetHome
 
 GROUP = "labels"
+SHARDED_SPLITS = (*SPLITS, EVALUATION)
 
 
 @asset(group_name=GROUP, deps=[AssetKey(f"faces_{d}") for d in DATASETS], kinds={"polars", "parquet"})
@@ -89,16 +90,18 @@ class ShardConfig(Config):
 
 @asset(group_name=GROUP, deps=[data_splits], kinds={"tensorflow"})
 def training_shards(context: AssetExecutionContext, config: ShardConfig, home: AgeNetHome) -> MaterializeResult:
-    """TFRecord files per split of (JPEG crop, bin, age, dataset id), for tf.data to stream."""
+    """TFRecord files per split and dataset of (JPEG crop, bin, age, dataset id), for tf.data to stream."""
     splits = pl.read_parquet(home.splits_path)
-    folders = {d: home.faces_folder(d) for d in DATASETS}
     written = []
-    for split in (*SPLITS, "evaluation"):
-        rows = splits.filter(pl.col("split") == split)
-        written += write_split_shards(rows, folders, home.shards_folder, split, config.file_megabytes * 2**20)
-        context.log.info(f"{split}: {rows.height} examples")
-    table = pl.DataFrame([(f.split, f.path.name, f.examples, f.path.stat().st_size) for f in written],
-                         schema=["split", "file", "examples", "bytes"], orient="row")
+    for (split, dataset), rows in sorted(splits.filter(pl.col("split").is_in(SHARDED_SPLITS))
+                                         .partition_by("split", "dataset", as_dict=True).items()):
+        written += write_shards(rows, dataset, home.faces_folder(dataset), home.shards_folder, f"{split}-{dataset}",
+                                config.file_megabytes * 2**20)
+        context.log.info(f"{split}-{dataset}: {rows.height} examples")
+    for stale in set(home.shards_folder.glob("*.tfrecord")) - {f.path for f in written}:
+        stale.unlink()
+    table = pl.DataFrame([(f.path.name, f.examples, f.path.stat().st_size) for f in written],
+                         schema=["file", "examples", "bytes"], orient="row")
     return MaterializeResult(metadata={
         "dagster/row_count": int(table["examples"].sum()),
         "files": markdown_table(table),

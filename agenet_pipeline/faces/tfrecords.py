@@ -1,7 +1,8 @@
 """Training shards: TFRecord files of (JPEG crop, age bin, age, dataset id), each small enough to stream.
 
-Rows are spread over a split's files by a hash of their key, so every file mixes datasets and ages and a
-`tf.data` interleave over the files reads a well-shuffled stream.
+Each split of each dataset has its own files (`train-utkface-00000-of-00002.tfrecord`), so a training set is
+a choice of files; rows are spread over a dataset's files by a hash, and a `tf.data` interleave over the files
+of several datasets reads a well-mixed stream.
 """
 
 from __future__ import annotations
@@ -45,13 +46,12 @@ def _example(jpeg: bytes, bin_index: int, age: float, dataset: str) -> bytes:
 
 @dataclass(frozen=True)
 class ShardFile:
-    split: str
     path: Path
     examples: int
 
 
-def _file_of(dataset: str, row: int, files: int) -> int:
-    return int.from_bytes(hashlib.blake2b(f"{dataset}:{row}".encode(), digest_size=8).digest(), "big") % files
+def _file_of(row: int, files: int) -> int:
+    return int.from_bytes(hashlib.blake2b(str(row).encode(), digest_size=8).digest(), "big") % files
 
 
 @contextmanager
@@ -62,26 +62,29 @@ def _writer(path: Path):
         yield writer
 
 
-def write_split_shards(rows: pl.DataFrame, face_folders: dict[str, Path], folder: Path, split: str,
-                       file_bytes: int = DEFAULT_FILE_BYTES) -> list[ShardFile]:
-    """Write the crops of `rows` (dataset, row, bin, age, crop_bytes) as `folder/<split>-NNNNN-of-NNNNN.tfrecord`.
+def shard_files(folder: Path, name: str) -> list[Path]:
+    """The TFRecord files written under `name` (for example `train-utkface`)."""
+    return sorted(folder.glob(f"{name}-[0-9]*-of-[0-9]*.tfrecord"))
 
-    The crops are read from each dataset's face shards one shard file at a time.
+
+def write_shards(rows: pl.DataFrame, dataset: str, faces_folder: Path, folder: Path, name: str,
+                 file_bytes: int = DEFAULT_FILE_BYTES) -> list[ShardFile]:
+    """Write the crops of one dataset's `rows` (row, bin, age, crop_bytes) as `folder/<name>-NNNNN-of-NNNNN.tfrecord`.
+
+    The crops are read from the dataset's face shards one shard file at a time.
     """
     files = max(1, math.ceil(rows["crop_bytes"].sum() / file_bytes)) if rows.height else 1
-    paths = [folder / f"{split}-{i:05d}-of-{files:05d}.tfrecord" for i in range(files)]
-    for stale in folder.glob(f"{split}-*.tfrecord"):
-        if stale not in paths:
-            stale.unlink()
+    paths = [folder / f"{name}-{i:05d}-of-{files:05d}.tfrecord" for i in range(files)]
+    for stale in set(shard_files(folder, name)) - set(paths):
+        stale.unlink()
     counts = [0] * files
+    wanted = rows.select("row", "bin", "age")
     with ExitStack() as stack:
         writers = [stack.enter_context(_writer(path)) for path in paths]
-        for dataset, wanted in rows.select("dataset", "row", "bin", "age").partition_by("dataset", as_dict=True).items():
-            dataset = dataset[0]
-            for shard in shard_paths(face_folders[dataset]):
-                joined = pl.read_parquet(shard, columns=["row", "crop_jpeg"]).join(wanted, on="row")
-                for row, jpeg, bin_index, age in joined.select("row", "crop_jpeg", "bin", "age").iter_rows():
-                    target = _file_of(dataset, row, files)
-                    writers[target].write(_example(jpeg, bin_index, age, dataset))
-                    counts[target] += 1
-    return [ShardFile(split, path, n) for path, n in zip(paths, counts)]
+        for shard in shard_paths(faces_folder):
+            joined = pl.read_parquet(shard, columns=["row", "crop_jpeg"]).join(wanted, on="row")
+            for row, jpeg, bin_index, age in joined.iter_rows():
+                target = _file_of(row, files)
+                writers[target].write(_example(jpeg, bin_index, age, dataset))
+                counts[target] += 1
+    return [ShardFile(path, n) for path, n in zip(paths, counts)]

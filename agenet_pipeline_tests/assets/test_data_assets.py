@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import polars as pl
 import pytest
 from dagster import materialize
@@ -83,6 +85,7 @@ def test_tfrecords_hold_decodable_crops_with_labels(demo_run):
     home, _ = demo_run
     splits = pl.read_parquet(AgeNetHome(path=str(home)).splits_path)
     files = sorted(str(p) for p in AgeNetHome(path=str(home)).shards_folder.glob("train-*.tfrecord"))
+    assert {Path(f).name.split("-")[1] for f in files} == {"utkface", "appa_real", "imdb_wiki"}
     examples = [tf.io.parse_single_example(record, feature_spec()) for record in tf.data.TFRecordDataset(files)]
     assert len(examples) == splits.filter(pl.col("split") == "train").height
     image = tf.io.decode_jpeg(examples[0]["image"])
