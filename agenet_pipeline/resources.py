@@ -1,4 +1,4 @@
-"""Dagster resources: where the pipeline keeps its files, where the datasets are, and the face detector."""
+"""Dagster resources: where the pipeline keeps its files, where the datasets are, the face detector, MLflow."""
 
 import os
 from pathlib import Path
@@ -15,8 +15,11 @@ DATASETS = ("utkface", "appa_real", "imdb_wiki", "adience")
 class AgeNetHome(ConfigurableResource):
     """The project's home folder: manifests, faces, labels, shards and the demo data live under it."""
 
-    path: str | None = Field(default=None, description="Folder for everything the pipeline writes; "
-                                                       "default: $AGENET_HOME, else .agenet in the working directory")
+    path: str | None = Field(
+        default=None,
+        description="Folder for everything the pipeline writes; "
+        "default: $AGENET_HOME, else .agenet in the working directory",
+    )
 
     @property
     def root(self) -> Path:
@@ -40,6 +43,20 @@ class AgeNetHome(ConfigurableResource):
     def shards_folder(self) -> Path:
         return self.root / "tfrecords"
 
+    @property
+    def cleaned_shards_folder(self) -> Path:
+        return self.root / "tfrecords_cleaned"
+
+    @property
+    def imdb_cleaned_path(self) -> Path:
+        return self.root / "labels" / "imdb_cleaned.parquet"
+
+    def model_path(self, name: str) -> Path:
+        return self.root / "models" / f"{name}.keras"
+
+    def checkpoint_folder(self, name: str) -> Path:
+        return self.root / "checkpoints" / name
+
 
 class DatasetRoots(ConfigurableResource):
     """Where each dataset is on disk. A dataset without a root uses the synthetic demo copy."""
@@ -62,8 +79,27 @@ class FaceDetectorResource(ConfigurableResource):
     """The BlazeFace short-range model for MediaPipe's FaceDetector."""
 
     model_path: str | None = Field(default=None, description="A .tflite to use instead of the bundled model")
-    model_sha256: str | None = Field(default=BLAZEFACE_SHORT_RANGE_SHA256,
-                                     description="Expected SHA-256 of the model; empty to skip the check")
+    model_sha256: str | None = Field(
+        default=BLAZEFACE_SHORT_RANGE_SHA256, description="Expected SHA-256 of the model; empty to skip the check"
+    )
 
     def model(self) -> Path:
         return resolve_model(self.model_path, self.model_sha256)
+
+
+class MLflowResource(ConfigurableResource):
+    """The MLflow tracking and registry store: a sqlite file under the home by default, any URI by configuration."""
+
+    tracking_uri: str | None = Field(
+        default=None,
+        description="Tracking and registry URI (a server, Postgres, ...); default: sqlite:///<home>/mlflow.db",
+    )
+    experiment: str = Field(default="agenet", description="Experiment that holds the training runs")
+    registered_model: str = Field(default="agenet", description="Registered model that receives each age model")
+
+    def uri(self, home: AgeNetHome) -> str:
+        """The configured URI, else an absolute sqlite URI (MLflow 3 resolves relative ones against the cwd)."""
+        if self.tracking_uri:
+            return self.tracking_uri
+        home.root.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{home.root / 'mlflow.db'}"

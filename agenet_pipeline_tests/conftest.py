@@ -9,7 +9,9 @@ def shared_data(name: str) -> Path:
     """A folder of ../shared/data, or a skip when this machine does not have it."""
     folder = SHARED_DATA / name
     if not folder.is_dir():
-        pytest.skip(f"{folder} is not here: the real face data sits beside the project on developer machines and CI only")
+        pytest.skip(
+            f"{folder} is not here: the real face data sits beside the project on developer machines and CI only"
+        )
     return folder
 
 

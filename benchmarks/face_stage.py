@@ -20,7 +20,8 @@ How it is timed, per dataset:
 - The modes run interleaved, in a rotating order, once per run; the table gives medians over the runs, and the
   ratios are computed within each run and then their median is taken, since the machine is shared and noisy.
 - CPU ms/img is this process's CPU time plus that of its finished child processes (the pool's workers), per
-  image, start-up (probe) excluded the same way; cpu/wall > 1 in one process means native threads.
+  image, start-up (probe) excluded the same way. "Cores busy" = images/s x CPU s/img: about 1 per worker when
+  the workers had their cores; more than 1 in one process means native threads (OpenCV's pool, polars, Arrow).
 
 OpenCV threads: the stage does not call cv2.setNumThreads, so by default OpenCV uses its default (one thread per
 core) in the parent and in every worker, as in production. `--cv2-threads K` sets OPENCV_FOR_THREADS_NUM=K in the
@@ -53,6 +54,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--limit", type=int, default=None, help="at most N images per dataset, evenly spaced")
     parser.add_argument("--utkface", type=Path, default=DEFAULT_UTKFACE, help="real UTKFace root (default: %(default)s)")
     parser.add_argument("--demo-count", type=int, default=600, help="images in the demo UTKFace set")
+    parser.add_argument("--no-demo", action="store_true", help="skip the demo set")
     parser.add_argument("--workers", type=int, default=None,
                         help="the most workers to time (default: 2 when the machine has 2+ cores, else 1)")
     parser.add_argument("--shard-size", type=int, default=None,
@@ -104,8 +106,9 @@ def datasets(args, scratch: Path):
         found.append(("utkface_part1", read_utkface(args.utkface)))
     else:
         print(f"note: {args.utkface} is absent: the real UTKFace set is skipped")
-    demo = demo_dataset(scratch / "demo", "utkface", args.demo_count)
-    found.append((f"demo utkface ({args.demo_count})", read_utkface(demo)))
+    if not args.no_demo:
+        demo = demo_dataset(scratch / "demo", "utkface", args.demo_count)
+        found.append((f"demo utkface ({args.demo_count})", read_utkface(demo)))
     return [(name, evenly_spaced(m.filter(pl.col("status") == OK), args.limit)) for name, m in found]
 
 
@@ -187,7 +190,7 @@ def bench_dataset(name: str, manifest, args, scratch: Path, max_workers: int) ->
         profile(manifest, model, settings)
     for mode in sorted(jittery):
         print(f"note: {name}, {mode}: in some runs the work took less time than the start-up, so the start-up's "
-              f"jitter dominates its images/s; use more images (--limit) for a meaningful number")
+              f"jitter weighs heavily on its images/s; more images (--limit) give a steadier number")
     return {"name": name, "n": n, "modes": modes, "samples": samples,
             "ratios": {k: [r[k] for r in per_run] for k in per_run[0]}}
 
@@ -234,8 +237,8 @@ def report(results: list[dict], args, max_workers: int, command: str) -> None:
           f"({'OPENCV_FOR_THREADS_NUM=' + str(args.cv2_threads) if args.cv2_threads else 'its default: the stage does not set it'}); "
           f"{args.runs} runs, medians.\n")
     print("| dataset | mode | images | images/s (median) | min-max | ms/img | CPU ms/img | start-up s "
-          "| steady-state images/s (shard times) | images/s with start-up |")
-    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+          "| cores busy | steady-state images/s (shard times) | images/s with start-up |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
 
     def cell(values, fmt):
         values = [v for v in values if v is not None]
@@ -248,6 +251,7 @@ def report(results: list[dict], args, max_workers: int, command: str) -> None:
             rate = median(rates)
             print(f"| {r['name']} | {mode} | {r['n']} | {rate:.0f} | {min(rates):.0f}-{max(rates):.0f} | "
                   f"{1e3 / rate:.2f} | {cell(columns[1], '.2f')} | {cell(columns[2], '.2f')} | "
+                  f"{cell([r * c / 1e3 for r, c in zip(columns[0], columns[1])], '.2f')} | "
                   f"{cell(columns[3], '.0f')} | {cell(columns[4], '.0f')} |")
     print("\n| dataset | floor 1/(1/decode+1/detect) img/s | stage w1 / floor (target >= 0.80) "
           "| same in CPU time |"
@@ -260,6 +264,8 @@ def report(results: list[dict], args, max_workers: int, command: str) -> None:
         if max_workers >= 2:
             line += f" {q['w2/w1']:.2f} | {q['w2 per core/floor']:.2f} |"
         print(line)
+    print("\nCores busy = images/s x CPU ms/img: how much CPU the mode got (by this process and its workers) while "
+          "it ran; below the worker count on a shared machine means other processes had the cores.")
     print("\nRatios are medians of the per-run ratios; 'same in CPU time' is (decode + detect CPU ms/img) / stage w1 "
           "CPU ms/img, which other processes on the machine disturb less than wall time. Start-up: the time of a "
           "probe run_face_stage over one image per worker (N shards of 1 image); images/s excludes it: "

@@ -3,8 +3,16 @@
 import os
 
 import polars as pl
-from dagster import (AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetKey, Config, MaterializeResult,
-                     MetadataValue, asset)
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetKey,
+    Config,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
 from pydantic import Field
 
 from agenet_pipeline.assets.metadata import markdown_table, png_metadata, status_counts
@@ -24,34 +32,59 @@ class FaceStageConfig(Config):
     crop_size: int = Field(default=256, description="Side of the square RGB crop in pixels")
     min_score: float = Field(default=0.5, description="Lowest detector score accepted as a face")
     min_face_size: int = Field(default=20, description="Smallest face side in source pixels")
-    fallback_whole_image: bool = Field(default=False, description="Use the whole photo when no face is found "
-                                                                  "(for datasets of aligned face crops)")
+    fallback_whole_image: bool = Field(
+        default=False, description="Use the whole photo when no face is found (for datasets of aligned face crops)"
+    )
     min_detection_rate: float = Field(default=0.8, description="Floor of the detection rate asset check")
     shard_size: int = Field(default=2000, description="Photos per shard file (the unit of resumption)")
     workers: int = Field(default=0, description="Processes for the shards; 0: one per CPU core")
 
     def settings(self) -> FaceStageSettings:
-        return FaceStageSettings(margin=self.margin, size=self.crop_size, min_score=self.min_score,
-                                 min_face_size=self.min_face_size, fallback_whole_image=self.fallback_whole_image)
+        return FaceStageSettings(
+            margin=self.margin,
+            size=self.crop_size,
+            min_score=self.min_score,
+            min_face_size=self.min_face_size,
+            fallback_whole_image=self.fallback_whole_image,
+        )
 
 
 def _faces_asset(dataset: str):
-    check = AssetCheckSpec("detection_rate_above_floor", asset=f"faces_{dataset}",
-                           description="Share of decodable photos with a detected face is at least the configured floor")
+    check = AssetCheckSpec(
+        "detection_rate_above_floor",
+        asset=f"faces_{dataset}",
+        description="Share of decodable photos with a detected face is at least the configured floor",
+    )
 
-    @asset(name=f"faces_{dataset}", group_name=GROUP, deps=[AssetKey(f"{dataset}_manifest")], check_specs=[check],
-           kinds={"mediapipe", "parquet"})
+    @asset(
+        name=f"faces_{dataset}",
+        group_name=GROUP,
+        deps=[AssetKey(f"{dataset}_manifest")],
+        check_specs=[check],
+        kinds={"mediapipe", "parquet"},
+    )
     def faces(config: FaceStageConfig, home: AgeNetHome, face_detector: FaceDetectorResource) -> MaterializeResult:
         manifest = pl.read_parquet(home.manifest_path(dataset))
         folder = home.faces_folder(dataset)
-        run = run_face_stage(manifest, folder, face_detector.model(), config.settings(), config.shard_size,
-                             config.workers or os.cpu_count() or 1)
+        run = run_face_stage(
+            manifest,
+            folder,
+            face_detector.model(),
+            config.settings(),
+            config.shard_size,
+            config.workers or os.cpu_count() or 1,
+        )
         faces = scan_faces(folder, SUMMARY_COLUMNS).collect()
         if faces.height != manifest.height or not faces["row"].equals(manifest["row"]):
             raise RuntimeError(f"{folder}: the face shards do not line up with the {manifest.height} manifest rows")
         rate = detection_rate(faces)
         sample_rows = preview_sample(faces)["row"]
-        sample = scan_faces(folder, ["row", "age", "crop_jpeg"]).filter(pl.col("row").is_in(sample_rows)).collect().sort("age")
+        sample = (
+            scan_faces(folder, ["row", "age", "crop_jpeg"])
+            .filter(pl.col("row").is_in(sample_rows))
+            .collect()
+            .sort("age")
+        )
         metadata = {
             "dagster/row_count": faces.height,
             "usable faces": status_counts(faces).get("ok", 0),
@@ -69,10 +102,19 @@ def _faces_asset(dataset: str):
             png = preview_grid(sample["crop_jpeg"].to_list(), [f"{age:g}" for age in sample["age"]])
             metadata |= png_metadata(png, folder.parent / f"{dataset}_preview.png", "preview")
         passed = rate is not None and rate >= config.min_detection_rate
-        return MaterializeResult(metadata=metadata, check_results=[AssetCheckResult(
-            passed=passed, severity=AssetCheckSeverity.ERROR,
-            metadata={"detection rate": rate if rate is not None else float("nan"), "floor": config.min_detection_rate},
-        )])
+        return MaterializeResult(
+            metadata=metadata,
+            check_results=[
+                AssetCheckResult(
+                    passed=passed,
+                    severity=AssetCheckSeverity.ERROR,
+                    metadata={
+                        "detection rate": rate if rate is not None else float("nan"),
+                        "floor": config.min_detection_rate,
+                    },
+                )
+            ],
+        )
 
     return faces
 

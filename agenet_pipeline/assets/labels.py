@@ -1,8 +1,17 @@
 """Labels, splits and training shards, with the checks that guard them."""
 
 import polars as pl
-from dagster import (AssetCheckResult, AssetCheckSeverity, AssetExecutionContext, AssetKey, Config, MaterializeResult,
-                     MetadataValue, asset, asset_check)
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetExecutionContext,
+    AssetKey,
+    Config,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+    asset_check,
+)
 from pydantic import Field
 
 from agenet_pipeline.assets.metadata import age_histogram, counts_by, markdown_table
@@ -27,22 +36,31 @@ def age_labels(home: AgeNetHome) -> MaterializeResult:
     usable = labels.filter(pl.col("status") == OK)
     per_bin = counts_by(usable, "dataset", "bin").pivot("dataset", index="bin", values="rows").fill_null(0).sort("bin")
     per_bin = per_bin.with_columns(pl.col("bin").replace_strict(range(len(SEED_BINS)), SEED_BINS.labels).alias("bin"))
-    return MaterializeResult(metadata={
-        "dagster/row_count": labels.height,
-        "usable rows": usable.height,
-        "usable rows per bin and dataset": markdown_table(per_bin),
-        "age histogram": age_histogram(usable["age"]),
-        "labels": MetadataValue.path(str(home.labels_path)),
-    })
+    return MaterializeResult(
+        metadata={
+            "dagster/row_count": labels.height,
+            "usable rows": usable.height,
+            "usable rows per bin and dataset": markdown_table(per_bin),
+            "age histogram": age_histogram(usable["age"]),
+            "labels": MetadataValue.path(str(home.labels_path)),
+        }
+    )
 
 
 @asset_check(asset=age_labels, description="Every usable row has an age in range and a bin of both schemes")
 def labels_in_range(home: AgeNetHome) -> AssetCheckResult:
     usable = pl.read_parquet(home.labels_path).filter(pl.col("status") == OK)
-    bad = usable.filter(~pl.col("age").is_between(MIN_AGE, MAX_AGE) | pl.col("age").is_null()
-                        | pl.col("bin").is_null() | pl.col("adience_bin").is_null())
-    return AssetCheckResult(passed=bad.is_empty(), severity=AssetCheckSeverity.ERROR,
-                            metadata={"rows out of range": bad.height, "rows checked": usable.height})
+    bad = usable.filter(
+        ~pl.col("age").is_between(MIN_AGE, MAX_AGE)
+        | pl.col("age").is_null()
+        | pl.col("bin").is_null()
+        | pl.col("adience_bin").is_null()
+    )
+    return AssetCheckResult(
+        passed=bad.is_empty(),
+        severity=AssetCheckSeverity.ERROR,
+        metadata={"rows out of range": bad.height, "rows checked": usable.height},
+    )
 
 
 class SplitConfig(Config):
@@ -55,33 +73,48 @@ class SplitConfig(Config):
 @asset(group_name=GROUP, deps=[age_labels], kinds={"polars", "parquet"})
 def data_splits(config: SplitConfig, home: AgeNetHome) -> MaterializeResult:
     """Train / validation / test assignment that keeps a person or an identical crop on one side."""
-    splits = assign_splits(pl.read_parquet(home.labels_path), config.test_fraction, config.validation_fraction,
-                           config.seed, tuple(config.evaluation_datasets))
+    splits = assign_splits(
+        pl.read_parquet(home.labels_path),
+        config.test_fraction,
+        config.validation_fraction,
+        config.seed,
+        tuple(config.evaluation_datasets),
+    )
     write_parquet(splits, home.splits_path)
     table = counts_by(splits, "dataset", "split").pivot("split", index="dataset", values="rows").fill_null(0)
-    return MaterializeResult(metadata={
-        "dagster/row_count": splits.height,
-        "rows per dataset and split": markdown_table(table),
-        **{f"{split} rows": int((splits["split"] == split).sum()) for split in SPLITS},
-        "splits": MetadataValue.path(str(home.splits_path)),
-    })
+    return MaterializeResult(
+        metadata={
+            "dagster/row_count": splits.height,
+            "rows per dataset and split": markdown_table(table),
+            **{f"{split} rows": int((splits["split"] == split).sum()) for split in SPLITS},
+            "splits": MetadataValue.path(str(home.splits_path)),
+        }
+    )
 
 
 @asset_check(asset=data_splits, description="No person group or crop hash appears in two splits")
 def no_split_leakage(home: AgeNetHome) -> AssetCheckResult:
     found = leaks(pl.read_parquet(home.splits_path))
-    return AssetCheckResult(passed=found.is_empty(), severity=AssetCheckSeverity.ERROR,
-                            metadata={"leaking keys": found.height, "examples": markdown_table(found.head(10))})
+    return AssetCheckResult(
+        passed=found.is_empty(),
+        severity=AssetCheckSeverity.ERROR,
+        metadata={"leaking keys": found.height, "examples": markdown_table(found.head(10))},
+    )
 
 
 @asset_check(asset=data_splits, description="Every age bin has rows in train, validation and test")
 def every_bin_present(home: AgeNetHome) -> AssetCheckResult:
     splits = pl.read_parquet(home.splits_path).filter(pl.col("split").is_in(SPLITS))
     present = counts_by(splits, "split", "bin")
-    missing = [f"{split}: {label}" for split in SPLITS for index, label in enumerate(SEED_BINS.labels)
-               if present.filter((pl.col("split") == split) & (pl.col("bin") == index)).is_empty()]
-    return AssetCheckResult(passed=not missing, severity=AssetCheckSeverity.ERROR,
-                            metadata={"missing bins": ", ".join(missing) or "none"})
+    missing = [
+        f"{split}: {label}"
+        for split in SPLITS
+        for index, label in enumerate(SEED_BINS.labels)
+        if present.filter((pl.col("split") == split) & (pl.col("bin") == index)).is_empty()
+    ]
+    return AssetCheckResult(
+        passed=not missing, severity=AssetCheckSeverity.ERROR, metadata={"missing bins": ", ".join(missing) or "none"}
+    )
 
 
 class ShardConfig(Config):
@@ -93,17 +126,29 @@ def training_shards(context: AssetExecutionContext, config: ShardConfig, home: A
     """TFRecord files per split and dataset of (JPEG crop, bin, age, dataset id), for tf.data to stream."""
     splits = pl.read_parquet(home.splits_path)
     written = []
-    for (split, dataset), rows in sorted(splits.filter(pl.col("split").is_in(SHARDED_SPLITS))
-                                         .partition_by("split", "dataset", as_dict=True).items()):
-        written += write_shards(rows, dataset, home.faces_folder(dataset), home.shards_folder, f"{split}-{dataset}",
-                                config.file_megabytes * 2**20)
+    for (split, dataset), rows in sorted(
+        splits.filter(pl.col("split").is_in(SHARDED_SPLITS)).partition_by("split", "dataset", as_dict=True).items()
+    ):
+        written += write_shards(
+            rows,
+            dataset,
+            home.faces_folder(dataset),
+            home.shards_folder,
+            f"{split}-{dataset}",
+            config.file_megabytes * 2**20,
+        )
         context.log.info(f"{split}-{dataset}: {rows.height} examples")
     for stale in set(home.shards_folder.glob("*.tfrecord")) - {f.path for f in written}:
         stale.unlink()
-    table = pl.DataFrame([(f.path.name, f.examples, f.path.stat().st_size) for f in written],
-                         schema=["file", "examples", "bytes"], orient="row")
-    return MaterializeResult(metadata={
-        "dagster/row_count": int(table["examples"].sum()),
-        "files": markdown_table(table),
-        "folder": MetadataValue.path(str(home.shards_folder)),
-    })
+    table = pl.DataFrame(
+        [(f.path.name, f.examples, f.path.stat().st_size) for f in written],
+        schema=["file", "examples", "bytes"],
+        orient="row",
+    )
+    return MaterializeResult(
+        metadata={
+            "dagster/row_count": int(table["examples"].sum()),
+            "files": markdown_table(table),
+            "folder": MetadataValue.path(str(home.shards_folder)),
+        }
+    )

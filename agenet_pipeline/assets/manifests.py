@@ -1,7 +1,7 @@
 """Raw dataset assets: one manifest table per dataset, read from its configured root or the demo copy."""
 
 import polars as pl
-from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset
+from dagster import Config, MaterializeResult, MetadataValue, asset
 from pydantic import Field
 
 from agenet_pipeline.assets.metadata import age_histogram, counts_by, markdown_table, status_counts
@@ -16,22 +16,25 @@ from agenet_pipeline.resources import AgeNetHome, DatasetRoots
 GROUP = "raw_datasets"
 
 
-def _materialize(home: AgeNetHome, dataset: str, manifest: pl.DataFrame, root, is_demo: bool,
-                 **extra: MetadataValue) -> MaterializeResult:
+def _materialize(
+    home: AgeNetHome, dataset: str, manifest: pl.DataFrame, root, is_demo: bool, **extra: MetadataValue
+) -> MaterializeResult:
     manifest = number_rows(manifest)
     path = write_parquet(manifest, home.manifest_path(dataset))
     counts = status_counts(manifest)
-    return MaterializeResult(metadata={
-        "dagster/row_count": manifest.height,
-        "usable rows": counts.get("ok", 0),
-        "rejected rows": manifest.height - counts.get("ok", 0),
-        "rows by status": markdown_table(counts_by(manifest, "status")),
-        "age histogram (usable rows)": age_histogram(manifest.filter(pl.col("status") == "ok")["age"]),
-        "root": MetadataValue.path(str(root)),
-        "synthetic demo data": is_demo,
-        "manifest": MetadataValue.path(str(path)),
-        **extra,
-    })
+    return MaterializeResult(
+        metadata={
+            "dagster/row_count": manifest.height,
+            "usable rows": counts.get("ok", 0),
+            "rejected rows": manifest.height - counts.get("ok", 0),
+            "rows by status": markdown_table(counts_by(manifest, "status")),
+            "age histogram (usable rows)": age_histogram(manifest.filter(pl.col("status") == "ok")["age"]),
+            "root": MetadataValue.path(str(root)),
+            "synthetic demo data": is_demo,
+            "manifest": MetadataValue.path(str(path)),
+            **extra,
+        }
+    )
 
 
 @asset(group_name=GROUP, kinds={"polars", "parquet"})
@@ -72,7 +75,14 @@ def adience_manifest(home: AgeNetHome, dataset_roots: DatasetRoots) -> Materiali
     root, is_demo = dataset_roots.root("adience", home)
     manifest = read_adience(root)
     per_fold = counts_by(manifest, "fold", "status").pivot("status", index="fold", values="rows").fill_null(0)
-    return _materialize(home, "adience", manifest, root, is_demo, **{
-        "listed faces without a file": int((manifest["status"] == "missing_file").sum()),
-        "rows per fold": markdown_table(per_fold),
-    })
+    return _materialize(
+        home,
+        "adience",
+        manifest,
+        root,
+        is_demo,
+        **{
+            "listed faces without a file": int((manifest["status"] == "missing_file").sum()),
+            "rows per fold": markdown_table(per_fold),
+        },
+    )

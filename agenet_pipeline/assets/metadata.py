@@ -41,5 +41,7 @@ def png_metadata(png: bytes, path: Path, title: str) -> dict[str, MetadataValue]
     with atomic_path(path) as tmp:
         tmp.write_bytes(png)
     inline = base64.b64encode(png).decode()
-    return {title: MetadataValue.md(f"![{title}](data:image/png;base64,{inline})"),
-            f"{title} file": MetadataValue.path(str(path))}
+    return {
+        title: MetadataValue.md(f"![{title}](data:image/png;base64,{inline})"),
+        f"{title} file": MetadataValue.path(str(path)),
+    }

@@ -1,4 +1,5 @@
-"""Adience: five tab-separated fold files; images at `faces/<user_id>/coarse_tilt_aligned_face.<face_id>.<original_image>`.
+"""Adience: five tab-separated fold files, with the images at
+`faces/<user_id>/coarse_tilt_aligned_face.<face_id>.<original_image>`.
 
 Ages are ranges such as `(25, 32)` (the row's age is the range's middle, `age_low`/`age_high` keep the range),
 single numbers, or `None`. Listed faces whose file is absent become `missing_file` rows, so they are counted.
@@ -16,8 +17,20 @@ from agenet_pipeline.model.bins import age_problem
 
 DATASET = "adience"
 FOLDS = 5
-HEADER = ("user_id", "original_image", "face_id", "age", "gender", "x", "y", "dx", "dy", "tilt_ang",
-          "fiducial_yaw_angle", "fiducial_score")
+HEADER = (
+    "user_id",
+    "original_image",
+    "face_id",
+    "age",
+    "gender",
+    "x",
+    "y",
+    "dx",
+    "dy",
+    "tilt_ang",
+    "fiducial_yaw_angle",
+    "fiducial_score",
+)
 EXTRA_SCHEMA = {
     "fold": pl.Int64,
     "user_id": pl.String,
@@ -47,8 +60,14 @@ def image_path(root: Path, user_id: str, face_id: str, original_image: str) -> P
 
 def _row(root: Path, fold: int, fields: list[str], where: str) -> dict:
     if len(fields) != len(HEADER) or not all(fields[:3]):
-        return rejected(dataset=DATASET, image_path=None, age_source="range", fold=fold, status="malformed_line",
-                        detail=f"{where}: expected {len(HEADER)} tab-separated fields, found {len(fields)}")
+        return rejected(
+            dataset=DATASET,
+            image_path=None,
+            age_source="range",
+            fold=fold,
+            status="malformed_line",
+            detail=f"{where}: expected {len(HEADER)} tab-separated fields, found {len(fields)}",
+        )
     record = dict(zip(HEADER, fields))
     path = image_path(root, record["user_id"], record["face_id"], record["original_image"])
     row = {

@@ -73,8 +73,16 @@ def read_appa_real(root: str | Path, age_label: str = "real") -> pl.DataFrame:
             for record in reader:
                 where = f"{csv_path.name}:{reader.line_num}"
                 if not record["file_name"]:
-                    rows.append(rejected(dataset=DATASET, image_path=None, age_source=age_label, appa_split=split,
-                                         status="malformed_line", detail=f"{where}: no file_name"))
+                    rows.append(
+                        rejected(
+                            dataset=DATASET,
+                            image_path=None,
+                            age_source=age_label,
+                            appa_split=split,
+                            status="malformed_line",
+                            detail=f"{where}: no file_name",
+                        )
+                    )
                     continue
                 rows.append(_label_row(root, split, record, age_label, where))
     return manifest_frame(rows, EXTRA_SCHEMA)

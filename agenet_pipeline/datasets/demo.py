@@ -22,7 +22,7 @@ import scipy.io
 from agenet_pipeline.datasets.synthetic_faces import draw_face
 from agenet_pipeline.model.bins import SEED_BINS
 
-DEMO_SIZES = {"utkface": 400, "appa_real": 240, "imdb_wiki": 400, "adience": 160}
+DEMO_SIZES = {"utkface": 1200, "appa_real": 600, "imdb_wiki": 1200, "adience": 300}
 _OLDEST = 95
 
 
@@ -51,7 +51,7 @@ def _group_photo(rng: np.random.Generator, faces: int = 5, size: int = 192) -> n
     """Several people in one photo, in two rows of three places."""
     tiles = [draw_face(float(rng.integers(5, 80)), rng, size) for _ in range(faces)]
     tiles += [_empty_scene(rng, size) for _ in range(-faces % 3)]
-    return np.concatenate([np.concatenate(tiles[i:i + 3], axis=1) for i in range(0, len(tiles), 3)], axis=0)
+    return np.concatenate([np.concatenate(tiles[i : i + 3], axis=1) for i in range(0, len(tiles), 3)], axis=0)
 
 
 def write_utkface(root: Path, rng: np.random.Generator, count: int) -> None:
@@ -137,8 +137,9 @@ def write_imdb_wiki(root: Path, rng: np.random.Generator, count: int) -> None:
 
 
 _ADIENCE_RANGES = ((0, 2), (4, 6), (8, 12), (15, 20), (25, 32), (38, 43), (48, 53), (60, 100))
-_ADIENCE_HEADER = ("user_id\toriginal_image\tface_id\tage\tgender\tx\ty\tdx\tdy\ttilt_ang\t"
-                   "fiducial_yaw_angle\tfiducial_score")
+_ADIENCE_HEADER = (
+    "user_id\toriginal_image\tface_id\tage\tgender\tx\ty\tdx\tdy\ttilt_ang\tfiducial_yaw_angle\tfiducial_score"
+)
 
 
 def _adience_age_field(age: int) -> str:
@@ -176,13 +177,14 @@ WRITERS: dict[str, Callable[[Path, np.random.Generator, int], None]] = {
 
 def demo_dataset(folder: Path, dataset: str, count: int | None = None, seed: int = 0) -> Path:
     """The demo copy of `dataset` under `folder`, written once (atomically) and reused afterwards."""
-    target = folder / dataset
+    count = count or DEMO_SIZES[dataset]
+    target = folder / f"{dataset}-{count}"
     if target.is_dir():
         return target
     folder.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{dataset}.", dir=folder))
     try:
-        WRITERS[dataset](staging, np.random.default_rng([seed, zlib.crc32(dataset.encode())]), count or DEMO_SIZES[dataset])
+        WRITERS[dataset](staging, np.random.default_rng([seed, zlib.crc32(dataset.encode())]), count)
         staging.rename(target)
     except OSError:
         if not target.is_dir():

@@ -56,7 +56,9 @@ def _load_struct(mat_path: Path) -> dict[str, np.ndarray]:
         raise ValueError(f"{mat_path}: not a readable MATLAB file ({error})") from error
     name = mat_path.stem
     if name not in mat:
-        raise ValueError(f"{mat_path}: no struct named {name!r} (found {', '.join(k for k in mat if not k.startswith('__'))})")
+        raise ValueError(
+            f"{mat_path}: no struct named {name!r} (found {', '.join(k for k in mat if not k.startswith('__'))})"
+        )
     struct = mat[name][0, 0]
     missing = [f for f in FIELDS if f not in (struct.dtype.names or ())]
     if missing:

@@ -8,8 +8,20 @@ import polars as pl
 from agenet_pipeline.datasets.manifest import OK
 from agenet_pipeline.model.bins import ADIENCE_BINS, SEED_BINS, AgeBins
 
-LABEL_COLUMNS = ["dataset", "row", "image_path", "age", "age_source", "split_group", "status", "detail",
-                 "crop_sha256", "crop_bytes", "face_source", "detector_score"]
+LABEL_COLUMNS = [
+    "dataset",
+    "row",
+    "image_path",
+    "age",
+    "age_source",
+    "split_group",
+    "status",
+    "detail",
+    "crop_sha256",
+    "crop_bytes",
+    "face_source",
+    "detector_score",
+]
 KEPT_IF_PRESENT = ["fold", "user_id", "gender", "race"]
 
 
@@ -21,9 +33,11 @@ def _bin_column(labels: pl.DataFrame, usable: np.ndarray, scheme: AgeBins, name:
 
 def binned_labels(face_tables: list[pl.DataFrame]) -> pl.DataFrame:
     """One table of all datasets' face rows (crops left out), with `bin` (seed scheme) and `adience_bin`."""
-    frames = [faces.select(*LABEL_COLUMNS, *(c for c in KEPT_IF_PRESENT if c in faces.columns))
-              for faces in face_tables]
+    frames = [
+        faces.select(*LABEL_COLUMNS, *(c for c in KEPT_IF_PRESENT if c in faces.columns)) for faces in face_tables
+    ]
     labels = pl.concat(frames, how="diagonal_relaxed")
     usable = (labels["status"] == OK).to_numpy()
-    return labels.with_columns(_bin_column(labels, usable, SEED_BINS, "bin"),
-                               _bin_column(labels, usable, ADIENCE_BINS, "adience_bin"))
+    return labels.with_columns(
+        _bin_column(labels, usable, SEED_BINS, "bin"), _bin_column(labels, usable, ADIENCE_BINS, "adience_bin")
+    )

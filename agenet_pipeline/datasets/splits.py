@@ -42,15 +42,21 @@ def _draw(name: str, seed: int) -> float:
     return int.from_bytes(hashlib.sha256(f"{seed}:{name}".encode()).digest()[:8], "big") / 2**64
 
 
-def assign_splits(labels: pl.DataFrame, test_fraction: float = 0.2, validation_fraction: float = 0.2,
-                  seed: int = 0, evaluation_datasets: tuple[str, ...] = ("adience",)) -> pl.DataFrame:
+def assign_splits(
+    labels: pl.DataFrame,
+    test_fraction: float = 0.2,
+    validation_fraction: float = 0.2,
+    seed: int = 0,
+    evaluation_datasets: tuple[str, ...] = ("adience",),
+) -> pl.DataFrame:
     """`labels` with a `split` column. The paper's 80/20 train/test; validation is a share of the 80."""
     if not (0 < test_fraction < 1 and 0 <= validation_fraction < 1):
         raise ValueError(f"split fractions out of range: test {test_fraction}, validation {validation_fraction}")
     usable = labels.filter(pl.col("status") == OK)
     component = _components(usable.height, [usable["split_group"].to_list(), usable["crop_sha256"].to_list()])
     members = usable.select(
-        "dataset", "row",
+        "dataset",
+        "row",
         pl.Series("component", component),
         pl.coalesce("split_group", "crop_sha256", pl.format("{}:{}", "dataset", "row")).alias("key"),
         pl.col("dataset").is_in(evaluation_datasets).alias("evaluation"),
@@ -65,21 +71,36 @@ def assign_splits(labels: pl.DataFrame, test_fraction: float = 0.2, validation_f
         if tied[component]:
             return HELD_OUT
         u = draws[component]
-        return "test" if u < test_fraction else "validation" if u < test_fraction + validation_fraction * (1 - test_fraction) else "train"
+        return (
+            "test"
+            if u < test_fraction
+            else "validation"
+            if u < test_fraction + validation_fraction * (1 - test_fraction)
+            else "train"
+        )
 
     split = [split_of(c, e) for c, e in members.select("component", "evaluation").iter_rows()]
     assigned = members.select("dataset", "row").with_columns(pl.Series("split", split))
     return labels.join(assigned, on=["dataset", "row"], how="left", maintain_order="left").with_columns(
-        pl.col("split").fill_null(REJECTED))
+        pl.col("split").fill_null(REJECTED)
+    )
 
 
 def leaks(splits: pl.DataFrame) -> pl.DataFrame:
     """Person groups or crop hashes found in more than one of train, validation, test and evaluation."""
     placed = splits.filter(pl.col("split").is_in((*SPLITS, EVALUATION)))
     found = [
-        placed.filter(pl.col(key).is_not_null()).group_by(pl.col(key).alias("value"))
-        .agg(pl.col("split").unique().sort().alias("splits")).filter(pl.col("splits").list.len() > 1)
+        placed.filter(pl.col(key).is_not_null())
+        .group_by(pl.col(key).alias("value"))
+        .agg(pl.col("split").unique().sort().alias("splits"))
+        .filter(pl.col("splits").list.len() > 1)
         .with_columns(pl.lit(key).alias("key"))
         for key in ("split_group", "crop_sha256")
     ]
     return pl.concat(found).select("key", "value", pl.col("splits").list.join(", "))
+
+
+def content_hash(rows: pl.DataFrame) -> str:
+    """A short hash of which faces, with which labels, a set of rows holds (for lineage in training runs)."""
+    keys = rows.select("dataset", "row", "crop_sha256", "bin").sort("dataset", "row")
+    return hashlib.sha256(keys.write_csv().encode()).hexdigest()[:16]

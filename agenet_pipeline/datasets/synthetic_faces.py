@@ -15,8 +15,7 @@ import numpy as np
 
 # Colours are RGB.
 _SKIN_TONES = np.array(
-    [(255, 226, 204), (242, 200, 170), (226, 178, 142), (200, 144, 105),
-     (165, 112, 78), (128, 84, 58), (96, 62, 44)],
+    [(255, 226, 204), (242, 200, 170), (226, 178, 142), (200, 144, 105), (165, 112, 78), (128, 84, 58), (96, 62, 44)],
     dtype=np.float32,
 )
 _YOUTH_HAIR_COLOURS = np.array(
@@ -40,7 +39,7 @@ _EYE_OFFSET = 0.205
 
 
 def draw_face(age: float, rng: np.random.Generator, size: int = 256) -> np.ndarray:
-    """An RGB uint8 image (size x size x 3) of one procedurally drawn face of the given age (0..100 years) on a random background."""
+    """An RGB uint8 image (size x size x 3): one drawn face of the given age (0..100 years) on a random background."""
     image, _ = _draw_face_with_box(age, rng, size)
     return image
 
@@ -185,8 +184,18 @@ class _FacePainter:
         """A filled ellipse, or its outline when width is given; arc angles in degrees, clockwise from +x."""
         thickness = -1 if width is None else self.thickness(width)
         axes_fixed = tuple(max(1, round(a * self.face_width * _FIXED_ONE)) for a in axes)
-        cv2.ellipse(self.canvas, self._fixed_point(*centre), axes_fixed, self.tilt + angle,
-                    arc[0], arc[1], _cv_colour(colour), thickness, cv2.LINE_AA, _SHIFT)
+        cv2.ellipse(
+            self.canvas,
+            self._fixed_point(*centre),
+            axes_fixed,
+            self.tilt + angle,
+            arc[0],
+            arc[1],
+            _cv_colour(colour),
+            thickness,
+            cv2.LINE_AA,
+            _SHIFT,
+        )
 
     def box(self, points) -> tuple[float, float, float, float]:
         xy = self.pixels(points)
@@ -198,7 +207,7 @@ def _head_outline(looks: _AgeLooks, n: int = 48) -> np.ndarray:
     """The skin outline of the head: an ellipse whose lower half narrows towards the chin as the jaw matures."""
     t = np.linspace(0, 2 * math.pi, n, endpoint=False)
     below = np.clip(np.sin(t), 0, None)
-    u = 0.5 * np.cos(t) * (1 - looks.jaw_narrowing * below ** 2)
+    u = 0.5 * np.cos(t) * (1 - looks.jaw_narrowing * below**2)
     v = looks.head_aspect / 2 * np.sin(t)
     return np.stack([u, v], axis=1)
 
@@ -301,8 +310,13 @@ def _draw_mouth(face: _FacePainter, looks: _AgeLooks, skin: np.ndarray, mouth_v:
     lip = _mix(skin, _LIP_RED, 0.4)
     lip_height = looks.lip_thickness
     face.ellipse((0, mouth_v), (w * 0.9, lip_height * 1.3), lip * 0.95, arc=(0, 180))
-    upper_lip = [(-w, mouth_v), (-w * 0.3, mouth_v - lip_height), (0, mouth_v - lip_height * 0.7),
-                 (w * 0.3, mouth_v - lip_height), (w, mouth_v)]
+    upper_lip = [
+        (-w, mouth_v),
+        (-w * 0.3, mouth_v - lip_height),
+        (0, mouth_v - lip_height * 0.7),
+        (w * 0.3, mouth_v - lip_height),
+        (w, mouth_v),
+    ]
     face.polygon(upper_lip, lip * 0.88)
     parting = [(-w, mouth_v), (-w * 0.4, mouth_v + 0.008), (w * 0.4, mouth_v + 0.008), (w, mouth_v)]
     face.line(parting, lip * 0.45, 0.014)
@@ -329,8 +343,14 @@ def _draw_wrinkles(
             face.line([(outer, eye_v), (outer + side * 0.06, eye_v + (k - 1) * 0.03)], colour, width)
         # Nasolabial fold from the nose wing to past the mouth corner.
         fold_arc = (180, 270) if side < 0 else (270, 360)
-        face.ellipse((side * (looks.mouth_half_width + 0.02), mouth_v - 0.06), (0.07, mouth_v - nose_v + 0.05),
-                     colour, width=width * 1.2, arc=fold_arc, angle=-side * 15)
+        face.ellipse(
+            (side * (looks.mouth_half_width + 0.02), mouth_v - 0.06),
+            (0.07, mouth_v - nose_v + 0.05),
+            colour,
+            width=width * 1.2,
+            arc=fold_arc,
+            angle=-side * 15,
+        )
         if strength > 0.4:  # under-eye bags
             bag = (looks.eye_half_width * 0.8, 0.04)
             face.ellipse((side * _EYE_OFFSET, eye_v + 0.04), bag, colour, width=width, arc=(30, 150))

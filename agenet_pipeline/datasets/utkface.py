@@ -43,7 +43,11 @@ def read_utkface(root: str | Path) -> pl.DataFrame:
         row = {"dataset": DATASET, "image_path": str(path), "age_source": "real"}
         labels = parse_name(path.name)
         if labels is None:
-            rows.append(rejected(**row, status="malformed_name", detail=f"{path.name} is not AGE_GENDER_RACE_DATETIME.jpg.chip.jpg"))
+            rows.append(
+                rejected(
+                    **row, status="malformed_name", detail=f"{path.name} is not AGE_GENDER_RACE_DATETIME.jpg.chip.jpg"
+                )
+            )
             continue
         problem = age_problem(labels["age"])
         if problem:

@@ -37,7 +37,9 @@ def resolve_model(model_path: str | None = None, sha256: str | None = BLAZEFACE_
     if sha256:
         actual = hashlib.sha256(path.read_bytes()).hexdigest()
         if actual != sha256:
-            raise DetectorModelError(f"face detector model {path} has SHA-256 {actual}, expected {sha256}. {HOW_TO_SUPPLY}")
+            raise DetectorModelError(
+                f"face detector model {path} has SHA-256 {actual}, expected {sha256}. {HOW_TO_SUPPLY}"
+            )
     return path.absolute()
 
 

@@ -18,7 +18,7 @@ def preview_grid(crops: list[bytes], captions: list[str], columns: int = 8, thum
         cv2.rectangle(tile, (0, thumb - 16), (thumb, thumb), (0, 0, 0), -1)
         cv2.putText(tile, caption, (3, thumb - 4), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
         y, x = divmod(i, columns)
-        sheet[y * thumb:(y + 1) * thumb, x * thumb:(x + 1) * thumb] = tile
+        sheet[y * thumb : (y + 1) * thumb, x * thumb : (x + 1) * thumb] = tile
     ok, png = cv2.imencode(".png", sheet)
     if not ok:
         raise RuntimeError("PNG encoding of the preview failed")

@@ -44,14 +44,21 @@ def _start_worker(model_path: Path) -> None:
     _worker_detector = FaceDetector(model_path)
 
 
-def _write_shard(rows: pl.DataFrame, path: Path, fingerprint: str, settings: FaceStageSettings,
-                 detector: FaceDetector | None = None) -> int:
+def _write_shard(
+    rows: pl.DataFrame, path: Path, fingerprint: str, settings: FaceStageSettings, detector: FaceDetector | None = None
+) -> int:
     write_parquet(faces_of_rows(rows, detector or _worker_detector, settings), path, fingerprint)
     return rows.height
 
 
-def run_face_stage(manifest: pl.DataFrame, folder: Path, model_path: Path, settings: FaceStageSettings,
-                   shard_size: int = 2000, workers: int = 1) -> StageRun:
+def run_face_stage(
+    manifest: pl.DataFrame,
+    folder: Path,
+    model_path: Path,
+    settings: FaceStageSettings,
+    shard_size: int = 2000,
+    workers: int = 1,
+) -> StageRun:
     """Write the face table of `manifest` as shard files in `folder`, reusing shards that are up to date."""
     started = time.perf_counter()
     shards = [manifest.slice(start, shard_size) for start in range(0, max(manifest.height, 1), shard_size)]
@@ -60,7 +67,7 @@ def run_face_stage(manifest: pl.DataFrame, folder: Path, model_path: Path, setti
         path, fingerprint = shard_path(folder, index), _fingerprint(rows, settings, model_path)
         if fingerprint_of(path) != fingerprint:
             jobs.append((rows, path, fingerprint))
-    for stale in shard_paths(folder)[len(shards):]:
+    for stale in shard_paths(folder)[len(shards) :]:
         stale.unlink()
 
     if workers > 1 and len(jobs) > 1:

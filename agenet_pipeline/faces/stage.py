@@ -37,8 +37,17 @@ class FaceStageSettings:
 
 
 def _no_face(status: str, detail: str | None, faces_found: int | None = None, score: float | None = None) -> dict:
-    return {"status": status, "detail": detail, "box": None, "detector_score": score, "faces_found": faces_found,
-            "face_source": None, "crop_jpeg": None, "crop_bytes": None, "crop_sha256": None}
+    return {
+        "status": status,
+        "detail": detail,
+        "box": None,
+        "detector_score": score,
+        "faces_found": faces_found,
+        "face_source": None,
+        "crop_jpeg": None,
+        "crop_bytes": None,
+        "crop_sha256": None,
+    }
 
 
 def _encode(crop: np.ndarray, quality: int) -> bytes:
@@ -71,9 +80,17 @@ def face_from_photo(data: bytes, detector: FaceDetector, settings: FaceStageSett
     else:
         return _no_face(*problem, faces_found=len(confident), score=score)
     jpeg = _encode(square_crop(rgb, box, margin, settings.size), settings.jpeg_quality)
-    return {"status": OK, "detail": problem[0] if problem else None,
-            "box": dict(zip("xywh", map(int, box))), "detector_score": score, "faces_found": len(confident),
-            "face_source": source, "crop_jpeg": jpeg, "crop_bytes": len(jpeg), "crop_sha256": hashlib.sha256(jpeg).hexdigest()}
+    return {
+        "status": OK,
+        "detail": problem[0] if problem else None,
+        "box": dict(zip("xywh", map(int, box))),
+        "detector_score": score,
+        "faces_found": len(confident),
+        "face_source": source,
+        "crop_jpeg": jpeg,
+        "crop_bytes": len(jpeg),
+        "crop_sha256": hashlib.sha256(jpeg).hexdigest(),
+    }
 
 
 def _face_from_file(path: str, detector: FaceDetector, settings: FaceStageSettings) -> dict:

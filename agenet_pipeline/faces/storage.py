@@ -14,10 +14,13 @@ FINGERPRINT_KEY = b"agenet.fingerprint"
 
 
 @contextmanager
-def atomic_path(path: Path):
-    """A temporary path beside `path` that replaces it only when the block finishes without error."""
+def atomic_path(path: Path, suffix: str = ".tmp"):
+    """A temporary path beside `path` that replaces it only when the block finishes without error.
+
+    `suffix` is for writers that insist on a file extension (Keras wants `.keras`).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
     os.close(fd)
     try:
         yield Path(tmp)

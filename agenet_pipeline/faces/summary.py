@@ -6,6 +6,7 @@ import polars as pl
 
 from agenet_pipeline.datasets.manifest import OK
 
+
 def detection_rate(faces: pl.DataFrame) -> float | None:
     """Share of decodable photos in which the detector found a usable face (None when no photo reached it)."""
     reached = faces.filter(pl.col("faces_found").is_not_null())  # set only for photos the detector saw

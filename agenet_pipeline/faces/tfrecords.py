@@ -1,4 +1,4 @@
-"""Training shards: TFRecord files of (JPEG crop, age bin, age, dataset id), each small enough to stream.
+"""Training shards: TFRecord files of (JPEG crop, age bin, age, dataset id, row), each small enough to stream.
 
 Each split of each dataset has its own files (`train-utkface-00000-of-00002.tfrecord`), so a training set is
 a choice of files; rows are spread over a dataset's files by a hash, and a `tf.data` interleave over the files
@@ -29,19 +29,25 @@ def feature_spec():
         "bin": tf.io.FixedLenFeature([], tf.int64),
         "age": tf.io.FixedLenFeature([], tf.float32),
         "dataset": tf.io.FixedLenFeature([], tf.int64),
+        "row": tf.io.FixedLenFeature([], tf.int64),
     }
 
 
-def _example(jpeg: bytes, bin_index: int, age: float, dataset: str) -> bytes:
+def _example(jpeg: bytes, bin_index: int, age: float, dataset: str, row: int) -> bytes:
     import tensorflow as tf
 
     feature = tf.train.Feature
-    return tf.train.Example(features=tf.train.Features(feature={
-        "image": feature(bytes_list=tf.train.BytesList(value=[jpeg])),
-        "bin": feature(int64_list=tf.train.Int64List(value=[bin_index])),
-        "age": feature(float_list=tf.train.FloatList(value=[age])),
-        "dataset": feature(int64_list=tf.train.Int64List(value=[DATASET_IDS[dataset]])),
-    })).SerializeToString()
+    return tf.train.Example(
+        features=tf.train.Features(
+            feature={
+                "image": feature(bytes_list=tf.train.BytesList(value=[jpeg])),
+                "bin": feature(int64_list=tf.train.Int64List(value=[bin_index])),
+                "age": feature(float_list=tf.train.FloatList(value=[age])),
+                "dataset": feature(int64_list=tf.train.Int64List(value=[DATASET_IDS[dataset]])),
+                "row": feature(int64_list=tf.train.Int64List(value=[row])),
+            }
+        )
+    ).SerializeToString()
 
 
 @dataclass(frozen=True)
@@ -67,8 +73,9 @@ def shard_files(folder: Path, name: str) -> list[Path]:
     return sorted(folder.glob(f"{name}-[0-9]*-of-[0-9]*.tfrecord"))
 
 
-def write_shards(rows: pl.DataFrame, dataset: str, faces_folder: Path, folder: Path, name: str,
-                 file_bytes: int = DEFAULT_FILE_BYTES) -> list[ShardFile]:
+def write_shards(
+    rows: pl.DataFrame, dataset: str, faces_folder: Path, folder: Path, name: str, file_bytes: int = DEFAULT_FILE_BYTES
+) -> list[ShardFile]:
     """Write the crops of one dataset's `rows` (row, bin, age, crop_bytes) as `folder/<name>-NNNNN-of-NNNNN.tfrecord`.
 
     The crops are read from the dataset's face shards one shard file at a time.
@@ -85,6 +92,6 @@ def write_shards(rows: pl.DataFrame, dataset: str, faces_folder: Path, folder: P
             joined = pl.read_parquet(shard, columns=["row", "crop_jpeg"]).join(wanted, on="row")
             for row, jpeg, bin_index, age in joined.iter_rows():
                 target = _file_of(row, files)
-                writers[target].write(_example(jpeg, bin_index, age, dataset))
+                writers[target].write(_example(jpeg, bin_index, age, dataset, row))
                 counts[target] += 1
     return [ShardFile(path, n) for path, n in zip(paths, counts)]

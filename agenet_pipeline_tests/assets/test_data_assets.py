@@ -12,8 +12,11 @@ pytestmark = pytest.mark.slow
 
 
 def resources(home, **roots):
-    return {"home": AgeNetHome(path=str(home)), "dataset_roots": DatasetRoots(**roots),
-            "face_detector": FaceDetectorResource()}
+    return {
+        "home": AgeNetHome(path=str(home)),
+        "dataset_roots": DatasetRoots(**roots),
+        "face_detector": FaceDetectorResource(),
+    }
 
 
 def all_assets_and_checks():
@@ -36,8 +39,12 @@ def metadata(result, asset):
 def test_every_check_passes(demo_run):
     _, result = demo_run
     evaluations = result.get_asset_check_evaluations()
-    assert {e.check_name for e in evaluations} == {"detection_rate_above_floor", "labels_in_range",
-                                                   "no_split_leakage", "every_bin_present"}
+    assert {e.check_name for e in evaluations} == {
+        "detection_rate_above_floor",
+        "labels_in_range",
+        "no_split_leakage",
+        "every_bin_present",
+    }
     assert all(e.passed for e in evaluations), [e for e in evaluations if not e.passed]
 
 
@@ -96,8 +103,10 @@ def test_tfrecords_hold_decodable_crops_with_labels(demo_run):
 
 def test_rematerialising_reuses_the_face_shards(demo_run):
     home, _ = demo_run
-    result = materialize([a for a in defs.assets if a.key.path[0] in ("utkface_manifest", "faces_utkface")],
-                         resources=resources(home, demo_images=120))
+    result = materialize(
+        [a for a in defs.assets if a.key.path[0] in ("utkface_manifest", "faces_utkface")],
+        resources=resources(home, demo_images=120),
+    )
     assert metadata(result, "faces_utkface")["shards reused from an earlier run"] == 1
     assert metadata(result, "faces_utkface")["photos processed"] == 0
 

@@ -8,17 +8,22 @@ import pytest
 
 from agenet_pipeline.datasets.adience import parse_age, read_adience
 
-SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
-HEADER = ("user_id\toriginal_image\tface_id\tage\tgender\tx\ty\tdx\tdy\ttilt_ang\t"
-          "fiducial_yaw_angle\tfiducial_score")
-
-
-@pytest.fixture
-def real_adience() -> Path:
-    folder = SHARED_DATA / "adience_sample"
-    if not folder.is_dir():
-        pytest.skip(f"../shared/data/adience_sample is not here: {folder} is missing (real data sits on developer machines and CI only)")
-    return folder
+HEADER = "\t".join(
+    (
+        "user_id",
+        "original_image",
+        "face_id",
+        "age",
+        "gender",
+        "x",
+        "y",
+        "dx",
+        "dy",
+        "tilt_ang",
+        "fiducial_yaw_angle",
+        "fiducial_score",
+    )
+)
 
 
 def write_jpeg(path: Path) -> Path:
@@ -48,21 +53,24 @@ def write_folds(root: Path, folds: dict[int, list[str]]) -> None:
 @pytest.fixture
 def adience(tmp_path) -> Path:
     root = tmp_path / "adience"
-    write_folds(root, {
-        0: [
-            face(root, "7153718@N04", 1, "(25, 32)"),
-            face(root, "7153718@N04", 2, "35", gender="m"),
-            face(root, "7153718@N04", 3, "None", gender="u"),
-            face(root, "7153718@N04", 4, "(8, 23"),
-            "7153718@N04\t1005_abc_o.jpg\t5",
-            face(root, "30601258@N03", 6, "(25, 32)", image=False),
-            "",
-            face(root, "30601258@N03", 8, "-3"),
-            face(root, "30601258@N03", 9, "250"),
-            face(root, "30601258@N03", 10, "nan"),
-        ],
-        3: [face(root, "10044155@N06", 11, "(0, 2)", gender="m")],
-    })
+    write_folds(
+        root,
+        {
+            0: [
+                face(root, "7153718@N04", 1, "(25, 32)"),
+                face(root, "7153718@N04", 2, "35", gender="m"),
+                face(root, "7153718@N04", 3, "None", gender="u"),
+                face(root, "7153718@N04", 4, "(8, 23"),
+                "7153718@N04\t1005_abc_o.jpg\t5",
+                face(root, "30601258@N03", 6, "(25, 32)", image=False),
+                "",
+                face(root, "30601258@N03", 8, "-3"),
+                face(root, "30601258@N03", 9, "250"),
+                face(root, "30601258@N03", 10, "nan"),
+            ],
+            3: [face(root, "10044155@N06", 11, "(0, 2)", gender="m")],
+        },
+    )
     return root
 
 
@@ -95,18 +103,39 @@ def test_manifest_of_the_fold_files(adience):
 def test_fold_user_gender_and_path_columns(adience):
     rows = {r["face_id"]: r for r in read_adience(adience).iter_rows(named=True) if r["face_id"]}
 
-    assert (rows["1"]["fold"], rows["1"]["user_id"], rows["1"]["split_group"]) == (0, "7153718@N04", "adience:7153718@N04")
-    assert (rows["11"]["fold"], rows["11"]["user_id"], rows["11"]["split_group"]) == (3, "10044155@N06", "adience:10044155@N06")
+    assert (rows["1"]["fold"], rows["1"]["user_id"], rows["1"]["split_group"]) == (
+        0,
+        "7153718@N04",
+        "adience:7153718@N04",
+    )
+    assert (rows["11"]["fold"], rows["11"]["user_id"], rows["11"]["split_group"]) == (
+        3,
+        "10044155@N06",
+        "adience:10044155@N06",
+    )
     assert [rows[k]["gender"] for k in ("1", "2", "3")] == ["female", "male", None]
-    assert rows["1"]["image_path"] == str(adience / "faces" / "7153718@N04" / "coarse_tilt_aligned_face.1.1001_abc_o.jpg")
+    assert rows["1"]["image_path"] == str(
+        adience / "faces" / "7153718@N04" / "coarse_tilt_aligned_face.1.1001_abc_o.jpg"
+    )
     assert rows["1"]["detail"] is None
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("(25, 32)", (25.0, 32.0)), ("( 0 ,2 )", (0.0, 2.0)), ("(60, 100)", (60.0, 100.0)), ("35", (35.0, 35.0)),
-    (" 13 ", (13.0, 13.0)), ("None", None), ("", None), ("(32, 25)", None), ("(25, 32", None), ("25-32", None),
-    ("nan", None),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("(25, 32)", (25.0, 32.0)),
+        ("( 0 ,2 )", (0.0, 2.0)),
+        ("(60, 100)", (60.0, 100.0)),
+        ("35", (35.0, 35.0)),
+        (" 13 ", (13.0, 13.0)),
+        ("None", None),
+        ("", None),
+        ("(32, 25)", None),
+        ("(25, 32", None),
+        ("25-32", None),
+        ("nan", None),
+    ],
+)
 def test_parse_age(text, expected):
     assert parse_age(text) == expected
 
@@ -125,11 +154,14 @@ def test_a_fold_file_without_the_header_is_an_error_naming_it(adience):
         read_adience(adience)
 
 
-def test_real_adience_sample(real_adience):
-    manifest = read_adience(real_adience)
-    lines = sum(1 for fold in range(5)
-                for line in (real_adience / f"fold_{fold}_data.txt").read_text(encoding="utf-8").splitlines()[1:]
-                if line.strip())
+def test_adience_sample_sample(adience_sample):
+    manifest = read_adience(adience_sample)
+    lines = sum(
+        1
+        for fold in range(5)
+        for line in (adience_sample / f"fold_{fold}_data.txt").read_text(encoding="utf-8").splitlines()[1:]
+        if line.strip()
+    )
     counts = dict(manifest["status"].value_counts().rows())
     ok = manifest.filter(pl.col("status") == "ok")
 

@@ -34,17 +34,23 @@ def write_split(root: Path, split: str, lines: list[str], images: list[str], hea
 @pytest.fixture
 def appa(tmp_path) -> Path:
     root = tmp_path / "appa-real-release"
-    write_split(root, "train", [
-        "000000.jpg,36,25.5,4.2,27",
-        "000001.jpg,30,20.0,3.0,-3",
-        "000002.jpg,30,70.0,3.0,250",
-        "000003.jpg,30,20.0,3.0,nan",
-        "000004.jpg,30,22.0,3.0,22",  # listed, but the image is not there
-        ",30,20.0,3.0,20",
-    ], images=["000000.jpg", "000001.jpg", "000002.jpg", "000003.jpg"])
+    write_split(
+        root,
+        "train",
+        [
+            "000000.jpg,36,25.5,4.2,27",
+            "000001.jpg,30,20.0,3.0,-3",
+            "000002.jpg,30,70.0,3.0,250",
+            "000003.jpg,30,20.0,3.0,nan",
+            "000004.jpg,30,22.0,3.0,22",  # listed, but the image is not there
+            ",30,20.0,3.0,20",
+        ],
+        images=["000000.jpg", "000001.jpg", "000002.jpg", "000003.jpg"],
+    )
     write_split(root, "valid", ["000005.jpg,41,8.25,1.5,9"], images=["000005.jpg"])
-    write_split(root, "test", ["000006.jpg,12.5,60.0,5.0,58", "000007.jpg,20,,,40"],
-                images=["000006.jpg", "000007.jpg"])
+    write_split(
+        root, "test", ["000006.jpg,12.5,60.0,5.0,58", "000007.jpg,20,,,40"], images=["000006.jpg", "000007.jpg"]
+    )
     return root
 
 
@@ -80,7 +86,12 @@ def test_label_columns_are_kept(appa):
     rows = by_name(read_appa_real(appa))
 
     first = rows["000000.jpg"]
-    assert (first["real_age"], first["apparent_age_avg"], first["apparent_age_std"], first["num_ratings"]) == (27.0, 25.5, 4.2, 36)
+    assert (first["real_age"], first["apparent_age_avg"], first["apparent_age_std"], first["num_ratings"]) == (
+        27.0,
+        25.5,
+        4.2,
+        36,
+    )
     assert rows["000006.jpg"]["num_ratings"] is None  # 12.5 ratings is not a count
     assert rows["000007.jpg"]["apparent_age_avg"] is None
 
@@ -126,8 +137,13 @@ def test_a_missing_label_file_is_an_error_naming_it(appa):
 
 
 def test_a_missing_column_is_an_error_naming_the_file_and_column(appa):
-    write_split(appa, "test", ["000006.jpg,12,60.0,5.0"], images=[],
-                header="file_name,num_ratings,apparent_age_avg,apparent_age_std")
+    write_split(
+        appa,
+        "test",
+        ["000006.jpg,12,60.0,5.0"],
+        images=[],
+        header="file_name,num_ratings,apparent_age_avg,apparent_age_std",
+    )
 
     with pytest.raises(ValueError, match=r"gt_avg_test\.csv: missing column\(s\) real_age"):
         read_appa_real(appa)

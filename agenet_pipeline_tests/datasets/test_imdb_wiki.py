@@ -30,10 +30,24 @@ def datenum(year: int, month: int = 6, day: int = 15) -> float:
     return float(dt.date(year, month, day).toordinal() + 366)
 
 
-def record(full_path: str, born: int | None, taken: float, gender: float = 1.0, face_score: float = 3.5,
-           second_face_score: float = NAN, image: bool = True) -> dict:
-    return {"dob": datenum(born) if born is not None else 0.0, "photo_taken": taken, "full_path": full_path,
-            "gender": gender, "face_score": face_score, "second_face_score": second_face_score, "image": image}
+def record(
+    full_path: str,
+    born: int | None,
+    taken: float,
+    gender: float = 1.0,
+    face_score: float = 3.5,
+    second_face_score: float = NAN,
+    image: bool = True,
+) -> dict:
+    return {
+        "dob": datenum(born) if born is not None else 0.0,
+        "photo_taken": taken,
+        "full_path": full_path,
+        "gender": gender,
+        "face_score": face_score,
+        "second_face_score": second_face_score,
+        "image": image,
+    }
 
 
 def write_mat(mat_path: Path, records: list[dict], struct_name: str | None = None, fields=FIELDS) -> Path:
@@ -56,18 +70,21 @@ def write_mat(mat_path: Path, records: list[dict], struct_name: str | None = Non
 
 @pytest.fixture
 def imdb(tmp_path) -> Path:
-    write_mat(tmp_path / "imdb_crop" / "imdb.mat", [
-        record("01/nm0000001_rm1_1970-6-15_2000.jpg", born=1970, taken=2000),
-        record("01/nm0000001_rm2_1970-6-15_2010.jpg", born=1970, taken=2010),
-        record("02/nm0000002_rm3_1980-6-15_2005.jpg", born=1980, taken=2005, gender=0.0, face_score=float("-inf")),
-        record("03/nm0000003_rm4_1960-6-15_2001.jpg", born=1960, taken=2001, gender=NAN, second_face_score=1.7),
-        record("04/nm0000004_rm5_2003-6-15_2000.jpg", born=2003, taken=2000),  # born after the photo: age -3
-        record("05/nm0000005_rm6_1760-6-15_2010.jpg", born=1760, taken=2010),  # age 250
-        record("06/nm0000006_rm7_1950-6-15_NaN.jpg", born=1950, taken=NAN),
-        record("07/nm0000007_rm8_0-0-0_2000.jpg", born=None, taken=2000),  # dob 0: no birth date
-        record("08/nm0000008_rm9_1990-6-15_2015.jpg", born=1990, taken=2015, image=False),
-        record("09/portrait.jpg", born=1985, taken=2010, gender=0.0),
-    ])
+    write_mat(
+        tmp_path / "imdb_crop" / "imdb.mat",
+        [
+            record("01/nm0000001_rm1_1970-6-15_2000.jpg", born=1970, taken=2000),
+            record("01/nm0000001_rm2_1970-6-15_2010.jpg", born=1970, taken=2010),
+            record("02/nm0000002_rm3_1980-6-15_2005.jpg", born=1980, taken=2005, gender=0.0, face_score=float("-inf")),
+            record("03/nm0000003_rm4_1960-6-15_2001.jpg", born=1960, taken=2001, gender=NAN, second_face_score=1.7),
+            record("04/nm0000004_rm5_2003-6-15_2000.jpg", born=2003, taken=2000),  # born after the photo: age -3
+            record("05/nm0000005_rm6_1760-6-15_2010.jpg", born=1760, taken=2010),  # age 250
+            record("06/nm0000006_rm7_1950-6-15_NaN.jpg", born=1950, taken=NAN),
+            record("07/nm0000007_rm8_0-0-0_2000.jpg", born=None, taken=2000),  # dob 0: no birth date
+            record("08/nm0000008_rm9_1990-6-15_2015.jpg", born=1990, taken=2015, image=False),
+            record("09/portrait.jpg", born=1985, taken=2010, gender=0.0),
+        ],
+    )
     return tmp_path
 
 
@@ -93,7 +110,9 @@ def test_manifest_of_one_mat_file(imdb):
     assert rows["nm0000003_rm4_1960-6-15_2001.jpg"]["detail"] == "imdb.mat[3]: second_face_score 1.70"
     assert rows["nm0000004_rm5_2003-6-15_2000.jpg"]["detail"] == "imdb.mat[4]: photo_taken 2000 - birth_year 2003"
     assert rows["nm0000008_rm9_1990-6-15_2015.jpg"]["detail"].startswith("imdb.mat[8]: no file ")
-    assert rows["nm0000008_rm9_1990-6-15_2015.jpg"]["image_path"] == str(imdb / "imdb_crop" / "08" / "nm0000008_rm9_1990-6-15_2015.jpg")
+    assert rows["nm0000008_rm9_1990-6-15_2015.jpg"]["image_path"] == str(
+        imdb / "imdb_crop" / "08" / "nm0000008_rm9_1990-6-15_2015.jpg"
+    )
 
 
 def test_person_gender_and_dates(imdb):
@@ -109,8 +128,10 @@ def test_person_gender_and_dates(imdb):
     assert rows[2]["face_score"] == float("-inf") and np.isnan(rows[0]["second_face_score"])
 
 
-@pytest.mark.parametrize(("serial", "year"), [(719529.0, 1970), (719528.9, 1969), (730486.0, 2000),
-                                              (0.0, None), (NAN, None), (float("inf"), None)])
+@pytest.mark.parametrize(
+    ("serial", "year"),
+    [(719529.0, 1970), (719528.9, 1969), (730486.0, 2000), (0.0, None), (NAN, None), (float("inf"), None)],
+)
 def test_birth_year_of_a_matlab_serial_date(serial, year):
     assert birth_year(serial) == year
 
@@ -130,8 +151,11 @@ def test_no_mat_file_is_an_error_naming_the_folder(tmp_path):
 
 
 def test_a_missing_field_is_an_error_naming_the_file(tmp_path):
-    mat = write_mat(tmp_path / "imdb.mat", [record("a/nm1_x.jpg", born=1970, taken=2000)],
-                    fields=[f for f in FIELDS if f != "face_score"])
+    mat = write_mat(
+        tmp_path / "imdb.mat",
+        [record("a/nm1_x.jpg", born=1970, taken=2000)],
+        fields=[f for f in FIELDS if f != "face_score"],
+    )
 
     with pytest.raises(ValueError, match=rf"{re.escape(str(mat))}: .*face_score"):
         read_imdb_wiki(tmp_path)
@@ -155,9 +179,11 @@ def test_a_damaged_mat_file_is_an_error_naming_it(tmp_path):
 def many(tmp_path) -> pl.DataFrame:
     """A manifest with 3 rejected rows and 12 usable ones."""
     records = [record(f"{k:02d}/nm{k:07d}_rm{k}.jpg", born=1970, taken=1990 + k) for k in range(12)]
-    records += [record("90/nm0000090_rm90.jpg", born=1970, taken=2000, face_score=float("-inf")),
-                record("91/nm0000091_rm91.jpg", born=1970, taken=2000, second_face_score=2.0),
-                record("92/nm0000092_rm92.jpg", born=1970, taken=2000, image=False)]
+    records += [
+        record("90/nm0000090_rm90.jpg", born=1970, taken=2000, face_score=float("-inf")),
+        record("91/nm0000091_rm91.jpg", born=1970, taken=2000, second_face_score=2.0),
+        record("92/nm0000092_rm92.jpg", born=1970, taken=2000, image=False),
+    ]
     write_mat(tmp_path / "imdb.mat", records)
     return read_imdb_wiki(tmp_path)
 
@@ -167,7 +193,11 @@ def test_sample_usable_keeps_every_rejected_row_and_n_usable_ones(many):
 
     assert left_out == 7
     assert sampled.height == 8
-    assert sampled.filter(pl.col("status") != "ok").sort("image_path").equals(many.filter(pl.col("status") != "ok").sort("image_path"))
+    assert (
+        sampled.filter(pl.col("status") != "ok")
+        .sort("image_path")
+        .equals(many.filter(pl.col("status") != "ok").sort("image_path"))
+    )
     usable = sampled.filter(pl.col("status") == "ok")
     assert usable.height == 5 and usable["image_path"].n_unique() == 5
     assert usable["image_path"].is_in(many["image_path"].to_list()).all()

@@ -5,8 +5,14 @@ from hypothesis import strategies as st
 
 from agenet_pipeline.datasets.splits import assign_splits, leaks
 
-SCHEMA = {"dataset": pl.String, "row": pl.Int64, "status": pl.String, "split_group": pl.String,
-          "crop_sha256": pl.String, "age": pl.Float64}
+SCHEMA = {
+    "dataset": pl.String,
+    "row": pl.Int64,
+    "status": pl.String,
+    "split_group": pl.String,
+    "crop_sha256": pl.String,
+    "age": pl.Float64,
+}
 PLACED = ("train", "validation", "test", "evaluation")
 
 
@@ -16,8 +22,16 @@ def labels(rows: list[tuple]) -> pl.DataFrame:
     records = []
     for dataset, group, crop, *status in rows:
         counts[dataset] = counts.get(dataset, -1) + 1
-        records.append({"dataset": dataset, "row": counts[dataset], "status": status[0] if status else "ok",
-                        "split_group": group, "crop_sha256": crop, "age": 30.0})
+        records.append(
+            {
+                "dataset": dataset,
+                "row": counts[dataset],
+                "status": status[0] if status else "ok",
+                "split_group": group,
+                "crop_sha256": crop,
+                "age": 30.0,
+            }
+        )
     return pl.DataFrame(records, schema=SCHEMA)
 
 
@@ -76,8 +90,10 @@ def test_rows_of_one_person_stay_in_one_split():
 
 
 def test_identical_crops_across_datasets_stay_in_one_split():
-    table = labels([("utkface", f"utk{i}", f"same{i}") for i in range(100)]
-                   + [("appa_real", f"appa{i}", f"same{i}") for i in range(100)])
+    table = labels(
+        [("utkface", f"utk{i}", f"same{i}") for i in range(100)]
+        + [("appa_real", f"appa{i}", f"same{i}") for i in range(100)]
+    )
 
     splits = assign_splits(table)
 
@@ -88,23 +104,32 @@ def test_identical_crops_across_datasets_stay_in_one_split():
 
 def test_a_chain_of_shared_person_then_shared_crop_stays_together():
     # A and B are one person; B and C are the same crop; so A and C must share a split although they share no key.
-    chains = [row for i in range(60) for row in (("imdb_wiki", f"p{i}", f"a{i}"), ("imdb_wiki", f"p{i}", f"b{i}"),
-                                                 ("utkface", f"q{i}", f"b{i}"))]
+    chains = [
+        row
+        for i in range(60)
+        for row in (("imdb_wiki", f"p{i}", f"a{i}"), ("imdb_wiki", f"p{i}", f"b{i}"), ("utkface", f"q{i}", f"b{i}"))
+    ]
     splits = assign_splits(labels(chains))
 
     for i in range(60):
-        assert split_of(splits, "imdb_wiki", 2 * i) == split_of(splits, "imdb_wiki", 2 * i + 1) == split_of(splits, "utkface", i)
+        assert (
+            split_of(splits, "imdb_wiki", 2 * i)
+            == split_of(splits, "imdb_wiki", 2 * i + 1)
+            == split_of(splits, "utkface", i)
+        )
     assert leaks(splits).is_empty()
 
 
 def test_adience_is_for_evaluation_and_rows_tied_to_it_are_held_out():
-    table = labels([
-        ("adience", "adience:u1", "c1"),
-        ("adience", "adience:u2", "c2"),
-        ("utkface", "sha256:x", "c1"),  # the same crop as an Adience face
-        ("imdb_wiki", "imdb:nm1", "c3"),
-        ("utkface", "sha256:y", "c3"),  # tied to an IMDB row only
-    ])
+    table = labels(
+        [
+            ("adience", "adience:u1", "c1"),
+            ("adience", "adience:u2", "c2"),
+            ("utkface", "sha256:x", "c1"),  # the same crop as an Adience face
+            ("imdb_wiki", "imdb:nm1", "c3"),
+            ("utkface", "sha256:y", "c3"),  # tied to an IMDB row only
+        ]
+    )
 
     splits = assign_splits(table)
 
@@ -126,8 +151,14 @@ def test_other_evaluation_datasets_can_be_named():
 
 
 def test_rejected_rows_are_rejected_and_tie_nothing():
-    table = labels([("utkface", "u0", "c0", "no_face"), ("adience", "adience:u", "c1", "missing_file"),
-                    ("utkface", "u1", "c1"), ("utkface", "u0", "c2")])
+    table = labels(
+        [
+            ("utkface", "u0", "c0", "no_face"),
+            ("adience", "adience:u", "c1", "missing_file"),
+            ("utkface", "u1", "c1"),
+            ("utkface", "u0", "c2"),
+        ]
+    )
 
     splits = assign_splits(table)
 
@@ -137,8 +168,11 @@ def test_rejected_rows_are_rejected_and_tie_nothing():
 
 
 def test_every_input_row_comes_out_once_with_its_columns():
-    table = labels(independent(50) + [("adience", f"adience:{i}", f"ac{i}") for i in range(10)]
-                   + [("appa_real", None, None, "missing_file")] * 5)
+    table = labels(
+        independent(50)
+        + [("adience", f"adience:{i}", f"ac{i}") for i in range(10)]
+        + [("appa_real", None, None, "missing_file")] * 5
+    )
 
     splits = assign_splits(table)
 
@@ -148,7 +182,8 @@ def test_every_input_row_comes_out_once_with_its_columns():
 
 def test_leaks_reports_a_value_found_in_two_splits():
     placed = labels([("utkface", "g", "c1"), ("utkface", "g", "c2"), ("utkface", "h", "c2")]).with_columns(
-        pl.Series("split", ["train", "test", "held_out"]))
+        pl.Series("split", ["train", "test", "held_out"])
+    )
 
     assert leaks(placed).rows() == [("split_group", "g", "test, train")]
 
@@ -159,10 +194,15 @@ def test_fractions_out_of_range_are_refused(test, validation):
         assign_splits(labels(independent(3)), test_fraction=test, validation_fraction=validation)
 
 
-rows = st.lists(st.tuples(st.sampled_from(["utkface", "imdb_wiki", "adience"]),
-                          st.sampled_from([None, "g0", "g1", "g2", "g3", "g4", "g5"]),
-                          st.sampled_from([None, "c0", "c1", "c2", "c3", "c4", "c5"]),
-                          st.sampled_from(["ok", "ok", "ok", "no_face"])), max_size=30)
+rows = st.lists(
+    st.tuples(
+        st.sampled_from(["utkface", "imdb_wiki", "adience"]),
+        st.sampled_from([None, "g0", "g1", "g2", "g3", "g4", "g5"]),
+        st.sampled_from([None, "c0", "c1", "c2", "c3", "c4", "c5"]),
+        st.sampled_from(["ok", "ok", "ok", "no_face"]),
+    ),
+    max_size=30,
+)
 
 
 @settings(max_examples=150, deadline=None)

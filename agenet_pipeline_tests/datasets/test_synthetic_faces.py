@@ -25,9 +25,15 @@ def face_detector():
     def detect(rgb: np.ndarray) -> list[tuple[tuple[float, float, float, float], float]]:
         result = detector.detect(mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(rgb)))
         return [
-            ((d.bounding_box.origin_x, d.bounding_box.origin_y,
-              d.bounding_box.origin_x + d.bounding_box.width, d.bounding_box.origin_y + d.bounding_box.height),
-             d.categories[0].score)
+            (
+                (
+                    d.bounding_box.origin_x,
+                    d.bounding_box.origin_y,
+                    d.bounding_box.origin_x + d.bounding_box.width,
+                    d.bounding_box.origin_y + d.bounding_box.height,
+                ),
+                d.categories[0].score,
+            )
             for d in result.detections
         ]
 
@@ -62,9 +68,7 @@ def test_blazeface_finds_exactly_the_drawn_face(face_detector, size):
     for seed, age in enumerate(np.linspace(0, 100, 200)):
         image, head_box = synthetic_faces._draw_face_with_box(age, np.random.default_rng(seed), size)
         detections = face_detector(image)
-        found.append(
-            len(detections) == 1 and detections[0][1] >= 0.5 and _iou(detections[0][0], head_box) > 0.3
-        )
+        found.append(len(detections) == 1 and detections[0][1] >= 0.5 and _iou(detections[0][0], head_box) > 0.3)
     assert np.mean(found) >= 0.98
 
 
@@ -72,7 +76,7 @@ def _head_pixels(image: np.ndarray, head_box, side: int = 16) -> np.ndarray:
     """The head, hair included, cut out and shrunk to side x side: what a face crop would give an age model."""
     x0, y0, x1, y1 = head_box
     y0 -= 0.1 * (y1 - y0)
-    head = image[max(0, int(y0)):int(np.ceil(y1)), max(0, int(x0)):int(np.ceil(x1))]
+    head = image[max(0, int(y0)) : int(np.ceil(y1)), max(0, int(x0)) : int(np.ceil(x1))]
     return cv2.resize(head, (side, side), interpolation=cv2.INTER_AREA).ravel() / 255.0
 
 

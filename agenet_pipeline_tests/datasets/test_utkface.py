@@ -9,16 +9,6 @@ import pytest
 
 from agenet_pipeline.datasets.utkface import parse_name, read_utkface
 
-SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
-
-
-@pytest.fixture
-def real_utkface() -> Path:
-    folder = SHARED_DATA / "utkface_part1"
-    if not folder.is_dir():
-        pytest.skip(f"../shared/data/utkface_part1 is not here: {folder} is missing (real data sits on developer machines and CI only)")
-    return folder
-
 
 def write_jpeg(path: Path) -> Path:
     """A tiny JPEG whose pixels, and so whose content hash, differ from one path to another."""
@@ -36,10 +26,16 @@ def by_name(manifest: pl.DataFrame) -> dict[str, dict]:
 
 def test_manifest_of_a_folder_with_good_and_malformed_names(tmp_path):
     root = tmp_path / "UTKFace"
-    for name in ("25_0_2_20170116174525125.jpg.chip.jpg", "1_1_4_20161221193016140.jpg.chip.jpg",
-                 "61_1_20170109142408075.jpg.chip.jpg", "61_3_20170109150557335.jpg.chip.jpg", "25_0_.jpg.chip.jpg",
-                 "-3_0_1_20170101000000000.jpg.chip.jpg", "250_1_0_20170101000000001.jpg.chip.jpg",
-                 "sub/40_0_3_20170101000000002.jpg.chip.jpg"):
+    for name in (
+        "25_0_2_20170116174525125.jpg.chip.jpg",
+        "1_1_4_20161221193016140.jpg.chip.jpg",
+        "61_1_20170109142408075.jpg.chip.jpg",
+        "61_3_20170109150557335.jpg.chip.jpg",
+        "25_0_.jpg.chip.jpg",
+        "-3_0_1_20170101000000000.jpg.chip.jpg",
+        "250_1_0_20170101000000001.jpg.chip.jpg",
+        "sub/40_0_3_20170101000000002.jpg.chip.jpg",
+    ):
         write_jpeg(root / name)
     (root / "README.txt").write_text("not an image")
 
@@ -119,15 +115,22 @@ def test_a_missing_root_is_an_error_naming_it(tmp_path):
         read_utkface(tmp_path / "nowhere")
 
 
-@pytest.mark.parametrize("name", ["30_2_0_20170101000000000.jpg.chip.jpg", "30_0_5_20170101000000000.jpg.chip.jpg",
-                                  "30_0_0_20170101000000000.jpg", "1234_0_0_20170101000000000.jpg.chip.jpg",
-                                  "x_0_0_20170101000000000.jpg.chip.jpg"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "30_2_0_20170101000000000.jpg.chip.jpg",
+        "30_0_5_20170101000000000.jpg.chip.jpg",
+        "30_0_0_20170101000000000.jpg",
+        "1234_0_0_20170101000000000.jpg.chip.jpg",
+        "x_0_0_20170101000000000.jpg.chip.jpg",
+    ],
+)
 def test_names_outside_the_pattern_do_not_parse(name):
     assert parse_name(name) is None
 
 
-def test_real_utkface_part1(real_utkface):
-    manifest = read_utkface(real_utkface)
+def test_utkface_part1_part1(utkface_part1):
+    manifest = read_utkface(utkface_part1)
     rows = by_name(manifest)
 
     assert manifest.height == 9780

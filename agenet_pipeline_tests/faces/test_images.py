@@ -23,11 +23,14 @@ def encoded(image: Image.Image, kind: str, **options) -> bytes:
 
 def png_header_only(width: int, height: int) -> bytes:
     """A PNG that declares its size but whose pixels would take gigabytes: the bomb guard must refuse it first."""
+
     def chunk(kind: bytes, body: bytes) -> bytes:
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+    )
 
 
 def test_rgb_channel_order():
@@ -54,17 +57,20 @@ def test_other_modes_become_rgb(mode):
 
 
 def test_sixteen_bit_png_becomes_eight_bit():
-    grey16 = (PATTERN[..., 0].astype(np.uint16) * 257)
+    grey16 = PATTERN[..., 0].astype(np.uint16) * 257
     rgb = decode_rgb(cv2.imencode(".png", grey16)[1].tobytes())
     assert rgb.dtype == np.uint8 and rgb.max() == 255 and rgb.shape == (40, 60, 3)
 
 
-@pytest.mark.parametrize("data, reason", [
-    (b"", "unreadable"),
-    (b"this is a text file named photo.jpg", "unreadable"),
-    (encoded(Image.fromarray(PATTERN), "JPEG")[:300], "unreadable"),
-    (png_header_only(20_000, 20_000), "too_large"),
-])
+@pytest.mark.parametrize(
+    "data, reason",
+    [
+        (b"", "unreadable"),
+        (b"this is a text file named photo.jpg", "unreadable"),
+        (encoded(Image.fromarray(PATTERN), "JPEG")[:300], "unreadable"),
+        (png_header_only(20_000, 20_000), "too_large"),
+    ],
+)
 def test_bad_inputs_are_rejected_with_a_reason(data, reason):
     with pytest.raises(ImageRejected) as rejection:
         decode_rgb(data)

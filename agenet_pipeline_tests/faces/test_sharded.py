@@ -42,7 +42,9 @@ def test_rerun_redoes_only_missing_shards(manifest, tmp_path):
 
 def test_changed_settings_or_rows_redo_the_stale_shards(manifest, tmp_path):
     run_face_stage(manifest, tmp_path, resolve_model(), FaceStageSettings(size=64), shard_size=5)
-    assert run_face_stage(manifest, tmp_path, resolve_model(), FaceStageSettings(size=96), shard_size=5).shards_reused == 0
+    assert (
+        run_face_stage(manifest, tmp_path, resolve_model(), FaceStageSettings(size=96), shard_size=5).shards_reused == 0
+    )
     shorter = manifest.head(7)
     run = run_face_stage(shorter, tmp_path, resolve_model(), FaceStageSettings(size=96), shard_size=5)
     assert (run.shards, run.shards_reused) == (2, 1)

@@ -8,15 +8,17 @@ def faces(rows):
 
 
 def test_detection_rate_counts_only_photos_the_detector_saw():
-    table = faces([
-        ("ok", "detector", 1, 30.0),
-        ("ok", "detector", 3, 40.0),
-        ("ok", "whole_image", 0, 50.0),  # fallback: the detector missed it
-        ("no_face", None, 0, None),  # the detector found nothing
-        ("no_face", None, None, None),  # IMDB's own annotation: never decoded
-        ("unreadable", None, None, None),
-        ("malformed_name", None, None, None),
-    ])
+    table = faces(
+        [
+            ("ok", "detector", 1, 30.0),
+            ("ok", "detector", 3, 40.0),
+            ("ok", "whole_image", 0, 50.0),  # fallback: the detector missed it
+            ("no_face", None, 0, None),  # the detector found nothing
+            ("no_face", None, None, None),  # IMDB's own annotation: never decoded
+            ("unreadable", None, None, None),
+            ("malformed_name", None, None, None),
+        ]
+    )
     assert detection_rate(table) == 2 / 4
 
 

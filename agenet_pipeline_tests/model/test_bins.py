@@ -11,18 +11,61 @@ valid_ages = st.floats(min_value=MIN_AGE, max_value=MAX_AGE, allow_nan=False)
 schemes = st.sampled_from([SEED_BINS, ADIENCE_BINS])
 
 
-@pytest.mark.parametrize(("age", "expected"), [
-    (0, 0), (2, 0), (2.5, 0), (3, 1), (6, 1), (7, 2), (12, 2), (13, 3), (17, 3), (18, 4), (22, 4), (23, 5),
-    (26, 5), (27, 6), (33, 6), (34, 7), (44, 7), (45, 8), (59, 8), (60, 9), (120, 9),
-])
+@pytest.mark.parametrize(
+    ("age", "expected"),
+    [
+        (0, 0),
+        (2, 0),
+        (2.5, 0),
+        (3, 1),
+        (6, 1),
+        (7, 2),
+        (12, 2),
+        (13, 3),
+        (17, 3),
+        (18, 4),
+        (22, 4),
+        (23, 5),
+        (26, 5),
+        (27, 6),
+        (33, 6),
+        (34, 7),
+        (44, 7),
+        (45, 8),
+        (59, 8),
+        (60, 9),
+        (120, 9),
+    ],
+)
 def test_seed_scheme_boundaries(age, expected):
     assert SEED_BINS.index(age) == expected
 
 
-@pytest.mark.parametrize(("age", "expected"), [
-    (0, 0), (2, 0), (3, 0), (4, 1), (6, 1), (7, 2), (12, 2), (13, 2), (14, 3), (20, 3), (22, 3), (24, 4), (32, 4),
-    (36, 5), (43, 5), (45, 5), (46, 6), (53, 6), (57, 7), (120, 7),
-])
+@pytest.mark.parametrize(
+    ("age", "expected"),
+    [
+        (0, 0),
+        (2, 0),
+        (3, 0),
+        (4, 1),
+        (6, 1),
+        (7, 2),
+        (12, 2),
+        (13, 2),
+        (14, 3),
+        (20, 3),
+        (22, 3),
+        (24, 4),
+        (32, 4),
+        (36, 5),
+        (43, 5),
+        (45, 5),
+        (46, 6),
+        (53, 6),
+        (57, 7),
+        (120, 7),
+    ],
+)
 def test_adience_scheme_cut_points_and_gaps(age, expected):
     assert ADIENCE_BINS.index(age) == expected
 
@@ -53,8 +96,10 @@ def test_the_schemes():
 
 
 @pytest.mark.parametrize("bins", [SEED_BINS, ADIENCE_BINS], ids=lambda b: b.name)
-@pytest.mark.parametrize(("age", "named"), [(-3, "-3"), (250, "250"), (math.nan, "nan"), (math.inf, "inf"),
-                                            (-0.01, "-0.01"), (120.5, "120.5")])
+@pytest.mark.parametrize(
+    ("age", "named"),
+    [(-3, "-3"), (250, "250"), (math.nan, "nan"), (math.inf, "inf"), (-0.01, "-0.01"), (120.5, "120.5")],
+)
 def test_invalid_ages_raise_naming_the_age(bins, age, named):
     with pytest.raises(ValueError, match=rf"age {named}"):
         bins.index(age)

@@ -1,0 +1,59 @@
+"""The AgeNet CNN, built from a configuration so that every variant the paper tuned is a value, not code.
+
+`SEED` is the paper's network as its tables give it: five 3x3 convolutions (64 to 1024 filters, the first with
+stride 2), ReLU, max-pooling after the first four, dropout 0.187 after each, dense 256-128 and a softmax over
+the age bins. `RECOMMENDED` adds batch normalisation and global average pooling; its softmax is trained on
+soft labels and read out as an expected age (see `training.py`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import keras
+from keras import layers
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    input_size: int = 256
+    filters: tuple[int, ...] = (64, 128, 256, 512, 1024)
+    kernel_size: int = 3
+    first_stride: int = 2
+    pooled_layers: int = 4
+    dropout: float = 0.187
+    dense_units: tuple[int, ...] = (256, 128)
+    batch_norm: bool = False
+    global_pooling: bool = False
+    bins: int = 10
+
+
+SEED = ModelConfig()
+RECOMMENDED = ModelConfig(batch_norm=True, global_pooling=True, dropout=0.25)
+
+
+def build_model(config: ModelConfig) -> keras.Model:
+    """The network: RGB uint8-range pixels in, probabilities over `config.bins` age bins out."""
+    inputs = keras.Input((config.input_size, config.input_size, 3), name="image")
+    x = layers.Rescaling(1 / 255)(inputs)
+    for index, filters in enumerate(config.filters):
+        stride = config.first_stride if index == 0 else 1
+        x = layers.Conv2D(
+            filters,
+            config.kernel_size,
+            strides=stride,
+            padding="same",
+            use_bias=not config.batch_norm,
+            name=f"conv{index + 1}",
+        )(x)
+        if config.batch_norm:
+            x = layers.BatchNormalization()(x)
+        x = layers.ReLU()(x)
+        if index < config.pooled_layers:
+            x = layers.MaxPooling2D()(x)
+        x = layers.Dropout(config.dropout)(x)
+    x = layers.GlobalAveragePooling2D()(x) if config.global_pooling else layers.Flatten()(x)
+    for units in config.dense_units:
+        x = layers.Dense(units, activation="relu")(x)
+    outputs = layers.Dense(config.bins, activation="softmax", dtype="float32", name="bin_probabilities")(x)
+    return keras.Model(inputs, outputs, name="agenet")

@@ -1,0 +1,152 @@
+"""Training: Adam, categorical cross-entropy, early stopping, a checkpoint each epoch, resumable.
+
+The same code trains on the CPU, one GPU, or several (a MirroredStrategy), chosen by what TensorFlow sees.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from agenet_pipeline.model.architecture import ModelConfig, build_model
+from agenet_pipeline.model.input import batches
+
+
+class TrainingError(RuntimeError):
+    """Training cannot start or did not produce a usable model; the message says why and what to change."""
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    learning_rate: float = 3e-4
+    batch_size: int = 32
+    max_epochs: int = 30
+    patience: int = 4
+    seed: int = 0
+    augment: bool = True
+    label_sigma: float | None = None
+    mixed_precision: bool = False
+
+
+@dataclass(frozen=True)
+class TrainingResult:
+    model: keras.Model
+    history: dict[str, list[float]]
+    epochs: int
+    resumed_at_epoch: int
+    best_epoch: int
+
+
+class OneOffAccuracy(keras.metrics.MeanMetricWrapper):
+    """Share of predictions at most one bin from the true bin (the true bin is the label's most likely bin)."""
+
+    def __init__(self, name: str = "one_off_accuracy", **kwargs):
+        def one_off(y_true, y_pred):
+            distance = keras.ops.abs(keras.ops.argmax(y_true, axis=-1) - keras.ops.argmax(y_pred, axis=-1))
+            return keras.ops.cast(distance <= 1, "float32")
+
+        super().__init__(one_off, name=name, **kwargs)
+
+
+def check_training_set(bin_counts: Mapping[int, int], bins: int) -> None:
+    """Refuse a training split that cannot teach the model anything, before any time is spent."""
+    total = sum(bin_counts.values())
+    if total == 0:
+        raise TrainingError("the training split is empty: materialise the data assets with datasets that have faces")
+    present = [b for b, n in bin_counts.items() if n > 0]
+    if len(present) < 2:
+        raise TrainingError(
+            f"the training split has only one age bin ({present[0]}) in {bins}: "
+            "a classifier needs examples of at least two bins"
+        )
+
+
+def _strategy() -> tf.distribute.Strategy:
+    gpus = tf.config.list_logical_devices("GPU")
+    return tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
+
+
+class _FailOnNaN(keras.callbacks.Callback):
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            raise TrainingError(
+                f"the loss became {loss} in epoch {self._epoch + 1}, batch {batch + 1}: training "
+                "diverged; lower the learning rate or check the labels"
+            )
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+
+def train(
+    model_config: ModelConfig,
+    config: TrainingConfig,
+    train_files: Sequence[str],
+    validation_files: Sequence[str],
+    checkpoint_dir: Path,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+) -> TrainingResult:
+    """Train from TFRecord files; an interrupted call with the same `checkpoint_dir` resumes at its last epoch."""
+    if not validation_files:
+        raise TrainingError("no validation files: early stopping needs a validation split")
+    keras.utils.set_random_seed(config.seed)
+    keras.mixed_precision.set_global_policy(
+        "mixed_float16" if config.mixed_precision and tf.config.list_logical_devices("GPU") else "float32"
+    )
+    train_data = batches(
+        train_files,
+        model_config.input_size,
+        config.batch_size,
+        training=config.augment,
+        seed=config.seed,
+        label_sigma=config.label_sigma,
+    )
+    validation_data = batches(
+        validation_files, model_config.input_size, config.batch_size, training=False, label_sigma=config.label_sigma
+    )
+    with _strategy().scope():
+        model = build_model(model_config)
+        model.compile(
+            optimizer=keras.optimizers.Adam(config.learning_rate),
+            loss="categorical_crossentropy",
+            metrics=[keras.metrics.CategoricalAccuracy(name="accuracy"), OneOffAccuracy()],
+        )
+
+    checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    backup = keras.callbacks.BackupAndRestore(str(checkpoint_dir / "backup"), save_freq="epoch", double_checkpoint=True)
+    stopping = keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience, restore_best_weights=True)
+    resumed = _resumed_epoch(checkpoint_dir / "backup")
+    history = model.fit(
+        train_data,
+        validation_data=validation_data,
+        epochs=config.max_epochs,
+        verbose=2,
+        callbacks=[backup, stopping, _FailOnNaN(), *callbacks],
+    )
+    losses = history.history.get("val_loss", [])
+    if not losses or not all(math.isfinite(v) for v in losses):
+        raise TrainingError(f"validation loss is not finite ({losses}): training diverged")
+    keras.mixed_precision.set_global_policy("float32")
+    # Saved and registered copies then carry no project code (the one-off metric), so they load anywhere.
+    model.compile(loss="categorical_crossentropy")
+    return TrainingResult(
+        model=model,
+        history={k: [float(v) for v in vs] for k, vs in history.history.items()},
+        epochs=resumed + len(losses),
+        resumed_at_epoch=resumed,
+        best_epoch=resumed + int(np.argmin(losses)) + 1,
+    )
+
+
+def _resumed_epoch(backup_dir: Path) -> int:
+    """Epochs completed in a BackupAndRestore folder, where training resumes (0 when it holds no backup)."""
+    state = backup_dir / "training_metadata.json"
+    return int(json.loads(state.read_text())["epoch"]) if state.is_file() else 0

@@ -1,0 +1,42 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from agenet_pipeline.model.bins import SEED_BINS
+from agenet_pipeline.model.input import batches, examples, soft_labels
+
+
+def test_training_batches_are_augmented_images_and_one_hot_bins(records):
+    images, labels = next(iter(batches(records["train"], 40, 8, training=True)))
+    assert images.shape == (8, 40, 40, 3) and images.dtype == tf.float32
+    assert labels.shape == (8, 10) and np.allclose(labels.numpy().sum(axis=1), 1)
+    assert set(np.unique(labels.numpy())) == {0.0, 1.0}
+
+
+def test_evaluation_batches_are_deterministic(records):
+    first = [labels.numpy() for _, labels in batches(records["validation"], 32, 8, training=False)]
+    second = [labels.numpy() for _, labels in batches(records["validation"], 32, 8, training=False)]
+    assert all(np.array_equal(a, b) for a, b in zip(first, second)) and sum(len(a) for a in first) == 20
+
+
+def test_training_order_depends_on_the_seed(records):
+    def order(seed):
+        return np.concatenate(
+            [l.numpy().argmax(1) for _, l in batches(records["train"], 32, 8, training=True, seed=seed)]
+        )
+
+    assert np.array_equal(order(1), order(1))
+    assert not np.array_equal(order(1), order(2))
+
+
+def test_label_distribution_mass_sums_to_one_around_the_age():
+    distribution = soft_labels(tf.constant([30.0, 0.0, 90.0]), SEED_BINS, sigma=3.0).numpy()
+    assert np.allclose(distribution.sum(axis=1), 1, atol=1e-6)
+    assert distribution[0].argmax() == SEED_BINS.index(30) and distribution[0][SEED_BINS.index(30) - 1] > 0.01
+    assert distribution[1][0] > 0.8 and distribution[2][-1] == pytest.approx(1.0, abs=1e-6)
+
+
+def test_examples_carry_the_row_keys(records):
+    batch = next(iter(examples(records["validation"], 32, 64)))
+    assert sorted(batch["row"].numpy().tolist()) == list(range(60, 80))
+    assert batch["image"].shape == (20, 32, 32, 3)

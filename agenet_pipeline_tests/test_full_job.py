@@ -1,0 +1,125 @@
+"""The jobs as a user runs them: `dagster job execute` with the repository's dagster.yaml, then MLflow."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import pytest
+from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+SMALL = """
+resources:
+  dataset_roots:
+    config:
+      demo_images: 60
+ops:
+  preliminary_model:
+    config: &tiny
+      input_size: 32
+      filters: [8, 16]
+      dense_units: [16]
+      max_epochs: 2
+  age_model:
+    config: *tiny
+"""
+
+
+SWEEP = """
+ops:
+  plan_trials:
+    config:
+      method: random
+      trials: 2
+      learning_rate: [0.001, 0.0003, 0.0001]
+      filters: [[8, 16]]
+      dense_units: [[16]]
+      input_size: 32
+      max_epochs: 1
+"""
+
+
+def execute(folder: Path, job: str, config: str) -> None:
+    (folder / f"{job}.yaml").write_text(config)
+    env = {k: v for k, v in os.environ.items() if k not in ("AGENET_HOME", "DAGSTER_HOME")}
+    dagster = Path(sys.executable).parent / "dagster"
+    completed = subprocess.run(
+        [str(dagster), "job", "execute", "-m", "agenet_pipeline", "-j", job, "-c", f"{job}.yaml"],
+        cwd=folder,
+        env={**env, "DAGSTER_HOME": str(folder)},
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    """A working directory with the repository's dagster.yaml, after one run of the full job."""
+    folder = tmp_path_factory.mktemp("project")
+    shutil.copy(REPOSITORY / "dagster.yaml", folder / "dagster.yaml")
+    execute(folder, "full_job", SMALL)
+    return folder
+
+
+@pytest.mark.slow
+def test_the_run_persists_with_every_asset(project, monkeypatch):
+    monkeypatch.chdir(project)  # dagster.yaml's storage paths are relative to the working directory
+    with DagsterInstance.from_config(str(project)) as instance:
+        [run] = instance.get_runs(filters=RunsFilter(job_name="full_job"))
+        assert run.status == DagsterRunStatus.SUCCESS
+        materialized = {
+            key.path[0] for key in instance.get_asset_keys() if instance.get_latest_materialization_event(key)
+        }
+    assert {
+        "utkface_manifest",
+        "faces_imdb_wiki",
+        "data_splits",
+        "training_shards",
+        "preliminary_model",
+        "imdb_cleaned",
+        "age_model",
+    } <= materialized
+    assert {p.name.split("-")[0] for p in (project / ".agenet" / "tfrecords").iterdir()} == {
+        "evaluation",
+        "test",
+        "train",
+        "validation",
+    }
+
+
+@pytest.mark.slow
+def test_the_age_model_is_a_registered_version_with_its_run(project):
+    uri = f"sqlite:///{project / '.agenet' / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    client = mlflow.MlflowClient(uri)
+    [version] = client.search_model_versions("name='agenet'")
+    run = client.get_run(version.run_id)
+    assert run.data.tags["dagster.asset"] == "age_model" and run.data.tags["dagster.run_id"]
+    assert {"model.filters", "training.learning_rate", "data.train.utkface.hash"} <= set(run.data.params)
+    assert {"test_exact_accuracy", "test_mae_years", "val_loss"} <= set(run.data.metrics)
+    assert len(client.get_metric_history(run.info.run_id, "loss")) == 2  # one point per epoch
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert "training_curves.png" in artifacts
+    model = mlflow.keras.load_model(f"models:/agenet/{version.version}")
+    assert model.output_shape == (None, 10)
+    preliminary = client.search_runs([run.info.experiment_id], "tags.`dagster.asset` = 'preliminary_model'")
+    assert len(preliminary) == 1
+
+
+@pytest.mark.slow
+def test_sweep_trials_are_child_runs_and_the_best_is_named(project):
+    execute(project, "sweep_job", SWEEP)
+    client = mlflow.MlflowClient(f"sqlite:///{project / '.agenet' / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("agenet")
+    [parent] = client.search_runs([experiment.experiment_id], "attributes.run_name = 'sweep'")
+    children = client.search_runs([experiment.experiment_id], f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
+    assert len(children) == 2 and parent.info.status == "FINISHED"
+    best = min(children, key=lambda run: min(m.value for m in client.get_metric_history(run.info.run_id, "val_loss")))
+    assert parent.data.tags["best_trial_run_id"] == best.info.run_id
+    assert "0.001" in parent.data.params["space.learning_rate"]
