@@ -21,21 +21,22 @@ full_job = define_asset_job(
     description="Everything: the data assets, then training and registration.",
 )
 
+DATA_ASSETS = [
+    manifests.utkface_manifest,
+    manifests.appa_real_manifest,
+    manifests.imdb_wiki_manifest,
+    manifests.adience_manifest,
+    *faces.face_assets,
+    labels.age_labels,
+    labels.data_splits,
+    labels.training_shards,
+]
+DATA_CHECKS = [labels.labels_in_range, labels.no_split_leakage, labels.every_bin_present]
+TRAINING_ASSETS = [training.preliminary_model, training.imdb_cleaned, training.age_model]
+
 defs = Definitions(
-    assets=[
-        manifests.utkface_manifest,
-        manifests.appa_real_manifest,
-        manifests.imdb_wiki_manifest,
-        manifests.adience_manifest,
-        *faces.face_assets,
-        labels.age_labels,
-        labels.data_splits,
-        labels.training_shards,
-        training.preliminary_model,
-        training.imdb_cleaned,
-        training.age_model,
-    ],
-    asset_checks=[labels.labels_in_range, labels.no_split_leakage, labels.every_bin_present],
+    assets=[*DATA_ASSETS, *TRAINING_ASSETS],
+    asset_checks=DATA_CHECKS,
     jobs=[data_job, training_job, full_job, sweep_job],
     resources={
         "home": AgeNetHome(),

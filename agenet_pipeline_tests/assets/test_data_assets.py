@@ -4,7 +4,7 @@ import polars as pl
 import pytest
 from dagster import materialize
 
-from agenet_pipeline.definitions import defs
+from agenet_pipeline.definitions import DATA_ASSETS, DATA_CHECKS
 from agenet_pipeline.faces.storage import scan_faces
 from agenet_pipeline.resources import DATASETS, AgeNetHome, DatasetRoots, FaceDetectorResource
 
@@ -20,7 +20,7 @@ def resources(home, **roots):
 
 
 def all_assets_and_checks():
-    return [*defs.assets, *defs.asset_checks]
+    return [*DATA_ASSETS, *DATA_CHECKS]
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +104,7 @@ def test_tfrecords_hold_decodable_crops_with_labels(demo_run):
 def test_rematerialising_reuses_the_face_shards(demo_run):
     home, _ = demo_run
     result = materialize(
-        [a for a in defs.assets if a.key.path[0] in ("utkface_manifest", "faces_utkface")],
+        [a for a in DATA_ASSETS if a.key.path[0] in ("utkface_manifest", "faces_utkface")],
         resources=resources(home, demo_images=120),
     )
     assert metadata(result, "faces_utkface")["shards reused from an earlier run"] == 1
@@ -112,7 +112,7 @@ def test_rematerialising_reuses_the_face_shards(demo_run):
 
 
 def test_real_utkface_folder(tmp_path, utkface_part1):
-    selection = [a for a in defs.assets if a.key.path[0] in ("utkface_manifest", "faces_utkface")]
+    selection = [a for a in DATA_ASSETS if a.key.path[0] in ("utkface_manifest", "faces_utkface")]
     result = materialize(selection, resources=resources(tmp_path, utkface=str(utkface_part1)))
     manifest = metadata(result, "utkface_manifest")
     assert manifest["dagster/row_count"] == 9780 and manifest["rejected rows"] == 1
