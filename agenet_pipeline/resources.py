@@ -103,3 +103,8 @@ class MLflowResource(ConfigurableResource):
             return self.tracking_uri
         home.root.mkdir(parents=True, exist_ok=True)
         return f"sqlite:///{home.root / 'mlflow.db'}"
+
+    def artifact_location(self, home: AgeNetHome) -> str | None:
+        """Where a new experiment keeps its artifacts: beside the default store, or the configured server's choice
+        (MLflow's own default is ./mlruns in whatever the working directory is)."""
+        return None if self.tracking_uri else str(home.root / "mlartifacts")

@@ -37,13 +37,12 @@ def plan_trials(context: OpExecutionContext, config: SweepConfig, home: AgeNetHo
     """Open the parent MLflow run and emit one trial per point of the search space."""
     import mlflow as tracking
 
-    from agenet_pipeline.model.tracking import check_store
+    from agenet_pipeline.model.tracking import check_store, use_experiment
 
     uri = mlflow.uri(home)
     check_store(uri)
+    experiment_id = use_experiment(uri, mlflow.experiment, mlflow.artifact_location(home))
     client = tracking.MlflowClient(uri)
-    experiment = client.get_experiment_by_name(mlflow.experiment)
-    experiment_id = experiment.experiment_id if experiment else client.create_experiment(mlflow.experiment)
     planned = trials({name: getattr(config, name) for name in SEARCHED}, config.method, config.trials, config.seed)
     parent = client.create_run(
         experiment_id, run_name="sweep", tags={"dagster.run_id": context.run_id, "dagster.job": "sweep_job"}
@@ -81,6 +80,7 @@ def run_trial(context: OpExecutionContext, trial: dict, home: AgeNetHome, mlflow
     run = tracked_training(
         mlflow.uri(home),
         mlflow.experiment,
+        mlflow.artifact_location(home),
         name,
         tags,
         recipe.network,

@@ -106,6 +106,8 @@ def test_the_age_model_is_a_registered_version_with_its_run(project):
     assert len(client.get_metric_history(run.info.run_id, "loss")) == 2  # one point per epoch
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert "training_curves.png" in artifacts
+    assert run.info.artifact_uri.startswith(str(project / ".agenet" / "mlartifacts"))
+    assert not (project / "mlruns").exists() and not (project / "mlflow.db").exists()
     model = mlflow.keras.load_model(f"models:/agenet/{version.version}")
     assert model.output_shape == (None, 10)
     preliminary = client.search_runs([run.info.experiment_id], "tags.`dagster.asset` = 'preliminary_model'")

@@ -5,6 +5,7 @@ and only the training steps need them.
 """
 
 import dataclasses
+import hashlib
 from pathlib import Path
 
 import polars as pl
@@ -100,15 +101,18 @@ def _train(
     uri = mlflow.uri(home)
     tags = {"dagster.run_id": context.run_id, "dagster.asset": name}
     recipe = config.recipe_with_changes()
+    # A resumed run must be the same training: same recipe, same data.
+    same_training = hashlib.sha256(f"{recipe}|{sorted(data.lineage.items())}".encode()).hexdigest()[:12]
     run = tracked_training(
         uri,
         mlflow.experiment,
+        mlflow.artifact_location(home),
         name,
         tags,
         recipe.network,
         recipe.training,
         data,
-        home.checkpoint_folder(name),
+        home.checkpoint_folder(f"{name}/{same_training}"),
         registered,
     )
     model_path = home.model_path(name)

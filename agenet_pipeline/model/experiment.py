@@ -18,6 +18,7 @@ from agenet_pipeline.model.tracking import (
     flat_params,
     log_and_register,
     training_curves,
+    use_experiment,
 )
 from agenet_pipeline.model.training import TrainingConfig, TrainingResult, train
 
@@ -43,6 +44,7 @@ class TrainingData:
 def tracked_training(
     tracking_uri: str,
     experiment: str,
+    artifact_location: str | None,
     run_name: str,
     tags: Mapping[str, str],
     model_config: ModelConfig,
@@ -57,9 +59,7 @@ def tracked_training(
     The model is logged (and registered under `registered_name`, when given) unless `log_model` is off.
     """
     check_store(tracking_uri)
-    mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_registry_uri(tracking_uri)
-    mlflow.set_experiment(experiment)
+    use_experiment(tracking_uri, experiment, artifact_location)
     with mlflow.start_run(run_name=run_name, tags=dict(tags)) as run:
         mlflow.log_params(
             {

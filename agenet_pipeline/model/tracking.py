@@ -47,6 +47,16 @@ def check_store(tracking_uri: str) -> None:
         ) from error
 
 
+def use_experiment(tracking_uri: str, name: str, artifact_location: str | None = None) -> str:
+    """Point MLflow at the store and the experiment (created with `artifact_location` if new); its id."""
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)
+    experiment = mlflow.get_experiment_by_name(name)
+    experiment_id = experiment.experiment_id if experiment else mlflow.create_experiment(name, artifact_location)
+    mlflow.set_experiment(experiment_id=experiment_id)
+    return experiment_id
+
+
 class EpochMetrics(keras.callbacks.Callback):
     """Logs Keras' epoch metrics (loss, accuracy, their validation twins) to the active MLflow run."""
 
