@@ -16,17 +16,18 @@ How it is timed, per dataset:
   reuse the shards). Its time includes the start-up (N=1: creating the detector; N>1: spawning the process pool,
   importing mediapipe in each worker and creating one detector per worker). The start-up is measured by a probe
   run just before: `run_face_stage` over N images in N shards of one image (so one image per worker). The rate
-  reported is (images - N) / (T_full - T_probe); the probe's time is reported as "start-up".
+  reported is (images - N) / (T_full - T_probe); the probe's time is reported as "start-up". When other
+  processes load the machine the start-up jitters by seconds, so a second, start-up-free figure is reported too:
+  "steady-state" = images in the shards finished after every worker had finished one / (time of the last shard -
+  time of the N-th), from the shard files' modification times (each is written when its shard is done).
 - The modes run interleaved, in a rotating order, once per run; the table gives medians over the runs, and the
   ratios are computed within each run and then their median is taken, since the machine is shared and noisy.
 - CPU ms/img is this process's CPU time plus that of its finished child processes (the pool's workers), per
   image, start-up (probe) excluded the same way. "Cores busy" = images/s x CPU s/img: about 1 per worker when
   the workers had their cores; more than 1 in one process means native threads (OpenCV's pool, polars, Arrow).
 
-OpenCV threads: the stage does not call cv2.setNumThreads, so by default OpenCV uses its default (one thread per
-core) in the parent and in every worker, as in production. `--cv2-threads K` sets OPENCV_FOR_THREADS_NUM=K in the
-environment before cv2 is imported, so that it applies to the spawned workers too (an experiment, not what the
-stage does).
+OpenCV threads: the stage runs OpenCV with one thread in each of its processes (it is parallel over processes),
+so decode and detection alone are timed with one OpenCV thread too.
 
 Ratios and targets: floor = 1 / (1/decode + 1/detect) images/s; target: stage w1 >= 80 % of the floor (per core),
 and stage w2 close to 2x stage w1 on 2 cores.
@@ -59,8 +60,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="the most workers to time (default: 2 when the machine has 2+ cores, else 1)")
     parser.add_argument("--shard-size", type=int, default=None,
                         help="rows per shard (default: images / 8, so that 2 workers get 4 equal shards each)")
-    parser.add_argument("--cv2-threads", type=int, default=None,
-                        help="set OPENCV_FOR_THREADS_NUM for this process and the workers (default: OpenCV's own)")
     parser.add_argument("--profile", action="store_true",
                         help="also cProfile one in-process pass of the stage's per-shard function per dataset")
     return parser.parse_args(argv)
@@ -238,7 +237,7 @@ def report(results: list[dict], args, max_workers: int, command: str) -> None:
     print("\n# Face stage throughput\n")
     print(f"Machine: {cores()} cores usable, load average {os.getloadavg()[0]:.2f} at the end; "
           f"OpenCV {cv2.__version__} with {cv2.getNumThreads()} thread(s) in this process "
-          f"({'OPENCV_FOR_THREADS_NUM=' + str(args.cv2_threads) if args.cv2_threads else 'its default: the stage does not set it'}); "
+          "(as the stage sets it in each of its processes); "
           f"{args.runs} runs, medians.\n")
     print("| dataset | mode | images | images/s (median) | min-max | ms/img | CPU ms/img | start-up s "
           "| cores busy | steady-state images/s (shard times) | images/s with start-up |")
@@ -281,8 +280,7 @@ def report(results: list[dict], args, max_workers: int, command: str) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    if args.cv2_threads:
-        os.environ["OPENCV_FOR_THREADS_NUM"] = str(args.cv2_threads)  # before cv2 is imported; workers inherit it
+    os.environ["OPENCV_FOR_THREADS_NUM"] = "1"  # before cv2 is imported: as the stage runs it
     os.environ.setdefault("GLOG_minloglevel", "2")  # quieter MediaPipe / TensorFlow logs, here and in the workers
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     max_workers = args.workers or (2 if cores() >= 2 else 1)

@@ -64,6 +64,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--utkface", type=Path, default=DEFAULT_UTKFACE, help="real UTKFace root (default: %(default)s)")
     parser.add_argument("--work", type=Path, default=DEFAULT_WORK, help="cache of face crops and shards")
     parser.add_argument("--crop-size", type=int, default=256, help="face crop side in the shards (the asset's default)")
+    parser.add_argument("--order", choices=("package", "shuffled"), default="package",
+                        help="record order in the shards: the package's (manifest order: UTKFace file names, so "
+                             "sorted by age) or shuffled (the manifest shuffled before the face stage; same split)")
     parser.add_argument("--log", type=Path, default=None, help="JSON lines of finished trainings")
     return parser.parse_args(argv)
 
@@ -158,7 +161,8 @@ def main(argv: list[str] | None = None) -> int:
               "(../shared/data/utkface_part1 beside the project); nothing to measure, exiting.")
         return 0
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    data = _training_benchmark().prepare_shards(args.work, args.utkface, args.crop_size)
+    data = _training_benchmark().prepare_shards(args.work, args.utkface, args.crop_size,
+                                                     shuffle_rows=args.order == "shuffled")
     files, ages = data["files"], data["ages"]
 
     from agenet_pipeline.model.metrics import constant_guess
@@ -187,12 +191,13 @@ def main(argv: list[str] | None = None) -> int:
                   f"MAE {result['mae']:.2f} y, {result['epochs']} epochs (best {result['best_epoch']}), "
                   f"{result['train_s']:.0f} s", flush=True)
             with open(log, "a") as f:
-                f.write(json.dumps({"recipe": name, "seed": seed, "input_size": args.input_size, "width": args.width,
-                                    "network": dataclasses.asdict(network), "training": dataclasses.asdict(training),
+                f.write(json.dumps({"recipe": name, "seed": seed, "order": args.order, "input_size": args.input_size,
+                                    "width": args.width, "network": dataclasses.asdict(network), "training": dataclasses.asdict(training),
                                     **result}) + "\n")
 
     chance = constant_guess(ages["train"], ages["test"])
-    print(f"\n## Test quality on UTKFace ({data['source']}, {len(ages['test'])} test photos), input "
+    print(f"\n## Test quality on UTKFace ({data['source']}, {len(ages['test'])} test photos, {args.order} record "
+          f"order), input "
           f"{args.input_size}x{args.input_size}, conv filters x{args.width} (the paper's 64..1024 scaled), "
           f"{'mean (min..max) over seeds ' + str(args.seeds) if len(args.seeds) > 1 else 'seed ' + str(args.seeds[0])}\n")
     print("| recipe | exact accuracy | one-off accuracy | MAE (years) | epochs (best) | train time (s) |")
@@ -200,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, rows in results.items():
         print(f"| {name} | {summary([r['exact'] for r in rows], 3)} | {summary([r['one_off'] for r in rows], 3)} | "
               f"{summary([r['mae'] for r in rows], 2)} | "
-              f"{', '.join(f'{r['epochs']} ({r['best_epoch']})' for r in rows)} | "
+              f"{', '.join(str(r['epochs']) + ' (' + str(r['best_epoch']) + ')' for r in rows)} | "
               f"{statistics.fmean([r['train_s'] for r in rows]):.0f} |")
     print(f"| constant guess (most frequent training bin) | {chance.exact:.3f} | {chance.one_off:.3f} | "
           f"{chance.mae:.2f} | - | - |")

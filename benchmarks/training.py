@@ -54,11 +54,13 @@ DEFAULT_WORK = Path("/tmp/agenet-bench")
 # ---------------------------------------------------------------------------------------------------------------
 
 def prepare_shards(work: Path, utkface: Path | None, crop_size: int = 256, demo_count: int = 1200,
-                   workers: int = 2, log=print) -> dict:
+                   workers: int = 2, shuffle_rows: bool = False, log=print) -> dict:
     """{"source", "files": {split: [paths]}, "ages": {split: [ages]}} for utkface (or the demo when None/absent).
 
     Built once per source and crop size under `work`; later calls read the cached shards (a `done.json` marker
     is written last, so an interrupted build is redone; the face stage itself resumes by its fingerprints).
+    `shuffle_rows`: shuffle the manifest (seed 0) before numbering its rows, so that the shards hold the records in
+    a random order rather than in file-name order; the split of every photo is the same (it hangs on its content).
     """
     import polars as pl
 
@@ -79,7 +81,7 @@ def prepare_shards(work: Path, utkface: Path | None, crop_size: int = 256, demo_
 
         source = f"demo-utkface-{demo_count}"
         root = demo_dataset(work / "demo", "utkface", demo_count)
-    base = work / f"{source}-crop{crop_size}"
+    base = work / f"{source}-crop{crop_size}{'-shuffled' if shuffle_rows else ''}"
     marker = base / "done.json"
     shards = base / "shards"
     if marker.is_file():
@@ -89,7 +91,10 @@ def prepare_shards(work: Path, utkface: Path | None, crop_size: int = 256, demo_
             return {"source": source, "files": files, "ages": done["ages"], "root": str(root)}
     log(f"building shards of {root} under {base} (once; later runs reuse them) ...")
     started = time.perf_counter()
-    manifest = number_rows(read_utkface(root))
+    manifest = read_utkface(root)
+    if shuffle_rows:
+        manifest = manifest.sample(fraction=1.0, shuffle=True, seed=0)
+    manifest = number_rows(manifest)
     faces_folder = base / "faces"
     faces_folder.mkdir(parents=True, exist_ok=True)
     settings = FaceStageSettings(size=crop_size, fallback_whole_image=True)  # as configs/real_datasets.yaml
@@ -128,7 +133,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--width", type=float, default=1.0,
                         help="scale the seed network's filters (1.0: the paper's 64..1024; for quick checks only)")
     parser.add_argument("--pipeline-batches", type=int, default=60, help="timed batches of the pipeline alone")
-    parser.add_argument("--variants", action="store_true", help="also time pipeline variants (see the docstring)")
+    parser.add_argument("--variants", nargs="*", default=None, metavar="VARIANT",
+                        help="also time pipeline variants (see the docstring): all when none are named, or some of "
+                             "no-augmentation, fast-decode, fused-augmentation, fast")
     parser.add_argument("--utkface", type=Path, default=DEFAULT_UTKFACE, help="real UTKFace root (default: %(default)s)")
     parser.add_argument("--work", type=Path, default=DEFAULT_WORK, help="cache of face crops and shards")
     parser.add_argument("--crop-size", type=int, default=256, help="face crop side in the shards (the asset's default)")
@@ -183,15 +190,12 @@ def in_memory_dataset(files: list[str], input_size: int, batch_size: int, batche
 
     from agenet_pipeline.model.input import examples
 
-    images, labels, count = [], [], 0
-    for batch in examples(files, input_size, batch_size):
+    images, labels = [], []
+    for batch in examples(files, input_size, batch_size).take(batches_needed):
         if batch["image"].shape[0] < batch_size:
             break
         images.append(batch["image"].numpy())
         labels.append(tf.one_hot(batch["bin"], bins).numpy())
-        count += 1
-        if count >= batches_needed:
-            break
     images, labels = np.stack(images), np.stack(labels)
     data = tf.data.Dataset.from_tensor_slices((images, labels)).repeat().prefetch(tf.data.AUTOTUNE)
     return data, images.shape[0] * batch_size
@@ -279,7 +283,7 @@ def pipeline_dataset(files: list[str], input_size: int, batch_size: int, trainin
         augment = None
     elif variant == "fast-decode":
         augmenter = inp._augmenter(training.seed)
-        augment = lambda images: augmenter(images, training=True)  # noqa: E731
+        augment = lambda images: augmenter(images, training=True)
     elif variant in ("fused-augmentation", "fast"):
         augment = fused_augmentation
     else:
@@ -336,9 +340,13 @@ def main(argv: list[str] | None = None) -> int:
 
     modes = {"pipeline": maker("package"), "in-memory": lambda: memory}
     alone_modes = {"pipeline alone": "package", "pipeline alone, no augmentation": "no-augmentation"}
-    if args.variants:
-        modes |= {variant: maker(variant) for variant in VARIANTS}
-        alone_modes |= {f"variant alone: {variant}": variant for variant in ("fast-decode", "fused-augmentation", "fast")}
+    if args.variants is not None:
+        chosen = args.variants or list(VARIANTS)
+        unknown = set(chosen) - set(VARIANTS)
+        if unknown:
+            raise SystemExit(f"unknown variant(s) {', '.join(sorted(unknown))}: choose from {', '.join(VARIANTS)}")
+        modes |= {variant: maker(variant) for variant in chosen}
+        alone_modes |= {f"variant alone: {variant}": variant for variant in chosen if variant != "no-augmentation"}
     print(f"seed network at {args.input_size}x{args.input_size}, filters {network.filters}, "
           f"{model.count_params():,} parameters; batch {args.batch_size}, {args.warmup} warm-up + {args.steps} "
           f"timed batches per run, {args.runs} runs; {len(train_files)} train shard file(s) from {data['source']} "
