@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,8 +56,9 @@ class ShardFile:
     examples: int
 
 
-def _file_of(row: int, files: int) -> int:
-    return int.from_bytes(hashlib.blake2b(str(row).encode(), digest_size=8).digest(), "big") % files
+def _scrambled(row: int) -> int:
+    """A fixed pseudo-random key of a row: the order in which rows are written."""
+    return int.from_bytes(hashlib.blake2b(str(row).encode(), digest_size=8).digest(), "big")
 
 
 @contextmanager
@@ -78,20 +79,28 @@ def write_shards(
 ) -> list[ShardFile]:
     """Write the crops of one dataset's `rows` (row, bin, age, crop_bytes) as `folder/<name>-NNNNN-of-NNNNN.tfrecord`.
 
-    The crops are read from the dataset's face shards one shard file at a time.
+    Rows go to the files, and into each file, in a scrambled order: face tables follow the source's order (UTKFace
+    names start with the age), which a shuffle buffer alone would not undo. One file's crops, at most
+    `file_bytes`, are held in memory while it is written.
     """
     files = max(1, math.ceil(rows["crop_bytes"].sum() / file_bytes)) if rows.height else 1
     paths = [folder / f"{name}-{i:05d}-of-{files:05d}.tfrecord" for i in range(files)]
     for stale in set(shard_files(folder, name)) - set(paths):
         stale.unlink()
-    counts = [0] * files
-    wanted = rows.select("row", "bin", "age")
-    with ExitStack() as stack:
-        writers = [stack.enter_context(_writer(path)) for path in paths]
-        for shard in shard_paths(faces_folder):
-            joined = pl.read_parquet(shard, columns=["row", "crop_jpeg"]).join(wanted, on="row")
-            for row, jpeg, bin_index, age in joined.iter_rows():
-                target = _file_of(row, files)
-                writers[target].write(_example(jpeg, bin_index, age, dataset, row))
-                counts[target] += 1
-    return [ShardFile(path, n) for path, n in zip(paths, counts)]
+    keys = [_scrambled(row) for row in rows["row"]]
+    order = rows.select("row", "bin", "age").with_columns(pl.Series("key", keys, dtype=pl.UInt64))
+    written = []
+    for index, path in enumerate(paths):
+        wanted = order.filter(pl.col("key") % files == index)
+        crops = [
+            pl.read_parquet(shard, columns=["row", "crop_jpeg"]).join(wanted, on="row")
+            for shard in shard_paths(faces_folder)
+        ]
+        examples = pl.concat(crops).sort("key") if crops else wanted.clear()
+        if examples.height != wanted.height:
+            raise RuntimeError(f"{faces_folder} lacks {wanted.height - examples.height} of the crops for {path.name}")
+        with _writer(path) as writer:
+            for row, jpeg, bin_index, age in examples.select("row", "crop_jpeg", "bin", "age").iter_rows():
+                writer.write(_example(jpeg, bin_index, age, dataset, row))
+        written.append(ShardFile(path, examples.height))
+    return written

@@ -99,6 +99,9 @@ def test_tfrecords_hold_decodable_crops_with_labels(demo_run):
     assert tuple(image.shape) == (256, 256, 3)
     assert {int(e["dataset"]) for e in examples} <= {DATASET_IDS[d] for d in ("utkface", "appa_real", "imdb_wiki")}
     assert all(0 <= int(e["bin"]) < 10 for e in examples)
+    # Written in a scrambled order, not in the source's (file name, so age) order.
+    rows = [int(e["row"]) for e in examples if int(e["dataset"]) == DATASET_IDS["utkface"]]
+    assert len(rows) > 20 and rows != sorted(rows)
 
 
 def test_rematerialising_reuses_the_face_shards(demo_run):
