@@ -40,3 +40,14 @@ def test_examples_carry_the_row_keys(records):
     batch = next(iter(examples(records["validation"], 32, 64)))
     assert sorted(batch["row"].numpy().tolist()) == list(range(60, 80))
     assert batch["image"].shape == (20, 32, 32, 3)
+
+
+@pytest.mark.parametrize(("size", "decoded"), [(32, 32), (64, 64), (100, 128), (128, 128), (200, 256), (300, 256)])
+def test_jpeg_is_decoded_at_the_coarsest_scale_that_keeps_the_input_size(size, decoded):
+    import cv2
+
+    from agenet_pipeline.model.input import _decode_at_least
+
+    crop = np.random.default_rng(0).integers(0, 256, (256, 256, 3), dtype=np.uint8)
+    jpeg = tf.constant(cv2.imencode(".jpg", crop)[1].tobytes())
+    assert tuple(_decode_at_least(jpeg, size).shape) == (decoded, decoded, 3)
