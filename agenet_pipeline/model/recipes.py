@@ -16,5 +16,5 @@ class Recipe:
 
 RECIPES = {
     "seed": Recipe(SEED, TrainingConfig()),
-    "recommended": Recipe(RECOMMENDED, TrainingConfig(label_sigma=3.0, learning_rate=1e-3)),
+    "recommended": Recipe(RECOMMENDED, TrainingConfig(label_sigma=3.0, learning_rate=1e-3, patience=8)),
 }
