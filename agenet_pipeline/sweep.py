@@ -70,7 +70,6 @@ def run_trial(context: OpExecutionContext, trial: dict, home: AgeNetHome, mlflow
 
     recipe = ModelTrainingConfig(**trial["settings"]).recipe_with_changes()
     splits, files = _splits_and_files(home)
-    sets = {split: [d for d in APPA_UTK if files.get(f"{split}-{d}")] for split in ("train", "validation", "test")}
     tags = {
         "mlflow.parentRunId": trial["parent_run_id"],
         "dagster.run_id": context.run_id,
@@ -85,7 +84,7 @@ def run_trial(context: OpExecutionContext, trial: dict, home: AgeNetHome, mlflow
         tags,
         recipe.network,
         recipe.training,
-        _training_data(splits, files, sets, ("training_shards",)),
+        _training_data(splits, files, APPA_UTK, ("training_shards",)),
         home.checkpoint_folder(f"sweep/{context.run_id}/{name}"),
         log_model=False,
     )

@@ -64,25 +64,26 @@ def _changed(settings, config: ModelTrainingConfig):
 
 
 def _training_data(
-    splits: pl.DataFrame, files: dict[str, list[Path]], sets: dict[str, list[str]], inputs: tuple[str, ...]
+    splits: pl.DataFrame, files: dict[str, list[Path]], datasets: tuple[str, ...], inputs: tuple[str, ...]
 ):
-    """Files per split, and the lineage MLflow records: rows and a content hash per split and dataset."""
+    """The shard files of `datasets` per split, checked to be trainable, with the lineage MLflow records:
+    rows and a content hash per split and dataset."""
     from agenet_pipeline.model.experiment import TrainingData
+    from agenet_pipeline.model.training import check_training_set
 
+    train = splits.filter((pl.col("split") == "train") & pl.col("dataset").is_in(datasets))
+    check_training_set(dict(train.group_by("bin").len().iter_rows()), len(SEED_BINS))
+    sets = {split: [d for d in datasets if files.get(f"{split}-{d}")] for split in ("train", "validation", "test")}
     lineage = {}
     for split, names in sets.items():
         for name in names:
             rows = splits.filter((pl.col("split") == split) & (pl.col("dataset") == name))
             lineage[f"data.{split}.{name}.rows"] = str(rows.height)
             lineage[f"data.{split}.{name}.hash"] = content_hash(rows)
-    return TrainingData(
-        *(
-            [str(f) for name in sets[split] for f in files[f"{split}-{name}"]]
-            for split in ("train", "validation", "test")
-        ),
-        lineage,
-        inputs,
+    split_files = (
+        [str(f) for name in sets[split] for f in files[f"{split}-{name}"]] for split in ("train", "validation", "test")
     )
+    return TrainingData(*split_files, lineage, inputs)
 
 
 def _train(
@@ -91,12 +92,15 @@ def _train(
     home: AgeNetHome,
     mlflow: MLflowResource,
     name: str,
-    data,
-    training_ages: pl.Series,
-    test_ages: pl.Series,
+    splits: pl.DataFrame,
+    files: dict[str, list[Path]],
+    datasets: tuple[str, ...],
+    inputs: tuple[str, ...],
     registered: str | None,
 ) -> MaterializeResult:
     from agenet_pipeline.model.experiment import tracked_training
+
+    data = _training_data(splits, files, datasets, inputs)
 
     uri = mlflow.uri(home)
     tags = {"dagster.run_id": context.run_id, "dagster.asset": name}
@@ -118,7 +122,7 @@ def _train(
     model_path = home.model_path(name)
     with atomic_path(model_path, suffix=".keras") as tmp:
         run.result.model.save(tmp)
-    chance = constant_guess(training_ages.to_numpy(), test_ages.to_numpy())
+    chance = constant_guess(_ages(splits, "train", datasets).to_numpy(), _ages(splits, "test", datasets).to_numpy())
     scores = run.test_scores
     table = pl.DataFrame(
         {
@@ -165,28 +169,17 @@ def preliminary_model(
     context: AssetExecutionContext, config: ModelTrainingConfig, home: AgeNetHome, mlflow: MLflowResource
 ) -> MaterializeResult:
     """The paper's first network, trained on APPA-REAL and UTKFace only, to judge the noisy IMDB labels."""
-    from agenet_pipeline.model.training import check_training_set
-
     splits, files = _splits_and_files(home)
-    sets = {split: [d for d in APPA_UTK if files.get(f"{split}-{d}")] for split in ("train", "validation", "test")}
-    check_training_set(
-        dict(
-            splits.filter((pl.col("split") == "train") & pl.col("dataset").is_in(APPA_UTK))
-            .group_by("bin")
-            .len()
-            .iter_rows()
-        ),
-        len(SEED_BINS),
-    )
     return _train(
         context,
         config,
         home,
         mlflow,
         "preliminary_model",
-        _training_data(splits, files, sets, ("training_shards",)),
-        _ages(splits, "train", APPA_UTK),
-        _ages(splits, "test", APPA_UTK),
+        splits,
+        files,
+        APPA_UTK,
+        ("training_shards",),
         registered=None,
     )
 
@@ -250,7 +243,6 @@ def age_model(
     context: AssetExecutionContext, config: ModelTrainingConfig, home: AgeNetHome, mlflow: MLflowResource
 ) -> MaterializeResult:
     """The age network on APPA-REAL, UTKFace and the cleaned IMDB subset, registered in MLflow."""
-    from agenet_pipeline.model.training import check_training_set
 
     splits, files = _splits_and_files(home)
     cleaned = pl.read_parquet(home.imdb_cleaned_path)
@@ -258,25 +250,15 @@ def age_model(
     splits = splits.join(dropped, on=["dataset", "row"], how="anti")
     for split in ("train", "validation"):
         files[f"{split}-imdb_wiki"] = shard_files(home.cleaned_shards_folder, f"{split}-imdb_wiki")
-    datasets = (*APPA_UTK, "imdb_wiki")
-    sets = {split: [d for d in datasets if files.get(f"{split}-{d}")] for split in ("train", "validation", "test")}
-    check_training_set(
-        dict(
-            splits.filter((pl.col("split") == "train") & pl.col("dataset").is_in(datasets))
-            .group_by("bin")
-            .len()
-            .iter_rows()
-        ),
-        len(SEED_BINS),
-    )
     return _train(
         context,
         config,
         home,
         mlflow,
         "age_model",
-        _training_data(splits, files, sets, ("training_shards", "imdb_cleaned")),
-        _ages(splits, "train", datasets),
-        _ages(splits, "test", datasets),
+        splits,
+        files,
+        (*APPA_UTK, "imdb_wiki"),
+        ("training_shards", "imdb_cleaned"),
         registered=mlflow.registered_model,
     )

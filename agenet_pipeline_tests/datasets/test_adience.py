@@ -1,39 +1,13 @@
-import zlib
 from pathlib import Path
 
-import cv2
-import numpy as np
 import polars as pl
 import pytest
 
+from agenet_pipeline.datasets import adience
 from agenet_pipeline.datasets.adience import parse_age, read_adience
+from agenet_pipeline_tests.datasets.files import write_jpeg
 
-HEADER = "\t".join(
-    (
-        "user_id",
-        "original_image",
-        "face_id",
-        "age",
-        "gender",
-        "x",
-        "y",
-        "dx",
-        "dy",
-        "tilt_ang",
-        "fiducial_yaw_angle",
-        "fiducial_score",
-    )
-)
-
-
-def write_jpeg(path: Path) -> Path:
-    """A tiny JPEG whose pixels differ from one path to another."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pixels = np.random.default_rng(zlib.crc32(str(path).encode())).integers(0, 256, (16, 16, 3), dtype=np.uint8)
-    ok, data = cv2.imencode(".jpg", pixels)
-    assert ok
-    path.write_bytes(data.tobytes())
-    return path
+HEADER = "\t".join(adience.HEADER)
 
 
 def face(root: Path, user: str, face_id: int, age: str, gender: str = "f", image: bool = True) -> str:

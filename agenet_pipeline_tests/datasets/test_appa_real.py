@@ -1,25 +1,13 @@
 import math
-import zlib
 from pathlib import Path
 
-import cv2
-import numpy as np
 import polars as pl
 import pytest
 
 from agenet_pipeline.datasets.appa_real import read_appa_real
+from agenet_pipeline_tests.datasets.files import write_jpeg
 
 HEADER = "file_name,num_ratings,apparent_age_avg,apparent_age_std,real_age"
-
-
-def write_jpeg(path: Path) -> Path:
-    """A tiny JPEG whose pixels, and so whose content hash, differ from one path to another."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pixels = np.random.default_rng(zlib.crc32(str(path).encode())).integers(0, 256, (16, 16, 3), dtype=np.uint8)
-    ok, data = cv2.imencode(".jpg", pixels)
-    assert ok
-    path.write_bytes(data.tobytes())
-    return path
 
 
 def write_split(root: Path, split: str, lines: list[str], images: list[str], header: str = HEADER) -> None:

@@ -1,28 +1,17 @@
 import datetime as dt
 import re
-import zlib
 from pathlib import Path
 
-import cv2
 import numpy as np
 import polars as pl
 import pytest
 import scipy.io
 
 from agenet_pipeline.datasets.imdb_wiki import birth_year, read_imdb_wiki, sample_usable
+from agenet_pipeline_tests.datasets.files import write_jpeg
 
 NAN = float("nan")
 FIELDS = ("dob", "photo_taken", "full_path", "gender", "face_score", "second_face_score")
-
-
-def write_jpeg(path: Path) -> Path:
-    """A tiny JPEG whose pixels differ from one path to another."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pixels = np.random.default_rng(zlib.crc32(str(path).encode())).integers(0, 256, (16, 16, 3), dtype=np.uint8)
-    ok, data = cv2.imencode(".jpg", pixels)
-    assert ok
-    path.write_bytes(data.tobytes())
-    return path
 
 
 def datenum(year: int, month: int = 6, day: int = 15) -> float:

@@ -1,23 +1,11 @@
 import os
-import zlib
 from pathlib import Path
 
-import cv2
-import numpy as np
 import polars as pl
 import pytest
 
 from agenet_pipeline.datasets.utkface import parse_name, read_utkface
-
-
-def write_jpeg(path: Path) -> Path:
-    """A tiny JPEG whose pixels, and so whose content hash, differ from one path to another."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pixels = np.random.default_rng(zlib.crc32(str(path).encode())).integers(0, 256, (16, 16, 3), dtype=np.uint8)
-    ok, data = cv2.imencode(".jpg", pixels)
-    assert ok
-    path.write_bytes(data.tobytes())
-    return path
+from agenet_pipeline_tests.datasets.files import write_jpeg
 
 
 def by_name(manifest: pl.DataFrame) -> dict[str, dict]:
