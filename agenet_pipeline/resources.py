@@ -54,6 +54,10 @@ class AgeNetHome(ConfigurableResource):
     def model_path(self, name: str) -> Path:
         return self.root / "models" / f"{name}.keras"
 
+    def model_record_path(self, name: str) -> Path:
+        """JSON beside the model: its MLflow run, tracking URI and registered version, for the assets after it."""
+        return self.root / "models" / f"{name}.json"
+
     def checkpoint_folder(self, name: str) -> Path:
         return self.root / "checkpoints" / name
 

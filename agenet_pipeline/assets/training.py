@@ -6,6 +6,7 @@ and only the training steps need them.
 
 import dataclasses
 import hashlib
+import json
 from pathlib import Path
 
 import polars as pl
@@ -122,6 +123,16 @@ def _train(
     model_path = home.model_path(name)
     with atomic_path(model_path, suffix=".keras") as tmp:
         run.result.model.save(tmp)
+    record = {
+        "run_id": run.run_id,
+        "tracking_uri": uri,
+        "model_path": str(model_path),
+        "registered_model": run.version.name if run.version else None,
+        "version": run.version.version if run.version else None,
+        "datasets": list(datasets),
+    }
+    with atomic_path(home.model_record_path(name)) as tmp:
+        tmp.write_text(json.dumps(record, indent=2))
     chance = constant_guess(_ages(splits, "train", datasets).to_numpy(), _ages(splits, "test", datasets).to_numpy())
     scores = run.test_scores
     table = pl.DataFrame(
