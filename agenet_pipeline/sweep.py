@@ -2,10 +2,11 @@
 
 Trials run as parallel Dagster ops in the `training` pool, so the pool's limit (dagster.yaml) caps how many
 train at once. They train on APPA-REAL and UTKFace (the preliminary model's data) and are compared on the
-best validation loss.
+best validation loss. A trial that fails (a diverging learning rate, say) is a FAILED child run and a row of the
+table; the sweep fails only when every trial does.
 """
 
-from dagster import Config, DynamicOut, DynamicOutput, MetadataValue, OpExecutionContext, Output, job, op
+from dagster import Config, DynamicOut, DynamicOutput, Failure, MetadataValue, OpExecutionContext, Output, job, op
 from pydantic import Field
 
 from agenet_pipeline.assets.metadata import markdown_table
@@ -67,6 +68,7 @@ def plan_trials(context: OpExecutionContext, config: SweepConfig, home: AgeNetHo
 def run_trial(context: OpExecutionContext, trial: dict, home: AgeNetHome, mlflow: MLflowResource) -> dict:
     """Train one trial as a child run of the sweep's parent run."""
     from agenet_pipeline.model.experiment import tracked_training
+    from agenet_pipeline.model.training import TrainingError
 
     recipe = ModelTrainingConfig(**trial["settings"]).recipe_with_changes()
     splits, files = _splits_and_files(home)
@@ -76,23 +78,26 @@ def run_trial(context: OpExecutionContext, trial: dict, home: AgeNetHome, mlflow
         "sweep.trial": str(trial["index"]),
     }
     name = f"trial_{trial['index']}"
-    run = tracked_training(
-        mlflow.uri(home),
-        mlflow.experiment,
-        mlflow.artifact_location(home),
-        name,
-        tags,
-        recipe.network,
-        recipe.training,
-        _training_data(splits, files, APPA_UTK, ("training_shards",)),
-        home.checkpoint_folder(f"sweep/{context.run_id}/{name}"),
-        log_model=False,
-    )
+    try:
+        run = tracked_training(
+            mlflow.uri(home),
+            mlflow.experiment,
+            mlflow.artifact_location(home),
+            name,
+            tags,
+            recipe.network,
+            recipe.training,
+            _training_data(splits, files, APPA_UTK, ("training_shards",)),
+            home.checkpoint_folder(f"sweep/{context.run_id}/{name}"),
+            log_model=False,
+        )
+    except (TrainingError, ValueError) as error:  # a diverging or impossible trial must not lose the others
+        context.log.error(f"{name} failed: {type(error).__name__}: {error}")
+        return {**trial, "error": f"{type(error).__name__}: {error}"}
     history = run.result.history
     return {
-        "index": trial["index"],
+        **trial,
         "run_id": run.run_id,
-        "settings": trial["settings"],
         "best_val_loss": min(history["val_loss"]),
         "val_accuracy": history["val_accuracy"][run.result.best_epoch - run.result.resumed_at_epoch - 1],
         "epochs": run.result.epochs,
@@ -105,9 +110,15 @@ def pick_best(context: OpExecutionContext, results: list[dict], home: AgeNetHome
     import mlflow as tracking
     import polars as pl
 
-    best = min(results, key=lambda r: r["best_val_loss"])
     client = tracking.MlflowClient(mlflow.uri(home))
-    parent = client.get_run(best["run_id"]).data.tags["mlflow.parentRunId"]
+    parent = results[0]["parent_run_id"]
+    failed = [r for r in results if "error" in r]
+    client.log_metric(parent, "failed_trials", len(failed))
+    finished = [r for r in results if "error" not in r]
+    if not finished:
+        client.set_terminated(parent, "FAILED")
+        raise Failure(f"every trial of the sweep failed; the first: {failed[0]['error']}")
+    best = min(finished, key=lambda r: r["best_val_loss"])
     client.set_tag(parent, "best_trial_run_id", best["run_id"])
     client.set_tag(parent, "best_trial_settings", str(best["settings"]))
     client.log_metric(parent, "best_val_loss", best["best_val_loss"])
@@ -118,10 +129,11 @@ def pick_best(context: OpExecutionContext, results: list[dict], home: AgeNetHome
             {
                 "trial": r["index"],
                 **{k: str(r["settings"].get(k)) for k in SEARCHED},
-                "best val loss": round(r["best_val_loss"], 4),
-                "val accuracy": round(r["val_accuracy"], 4),
-                "epochs": r["epochs"],
-                "mlflow run": r["run_id"],
+                "best val loss": round(r["best_val_loss"], 4) if "error" not in r else None,
+                "val accuracy": round(r["val_accuracy"], 4) if "error" not in r else None,
+                "epochs": r.get("epochs"),
+                "mlflow run": r.get("run_id"),
+                "error": r.get("error"),
             }
             for r in sorted(results, key=lambda r: r["index"])
         ]
@@ -133,6 +145,7 @@ def pick_best(context: OpExecutionContext, results: list[dict], home: AgeNetHome
             "best trial run id": best["run_id"],
             "best settings": MetadataValue.json(best["settings"]),
             "parent run id": parent,
+            "failed trials": len(failed),
             "trials": markdown_table(table),
         },
     )

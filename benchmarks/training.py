@@ -34,13 +34,8 @@ the model trains on this CPU: pipeline-alone images/s over in-memory training im
 `--variants [NAME ...]` also times, in the same runs, pipelines built here from the package's parts but changed
 one way each (experiments, not the package's code), with the model and alone:
 - no-augmentation: the package's decode and resize, no augmentation (what augmentation costs);
-- fast-decode: `tf.io.decode_jpeg(ratio=r)`, the JPEG decoded at 1/r scale in the DCT (r = the largest of 1, 2,
-  4, 8 leaving >= input size; 2 for 256 px crops at 128), no resize when that is already the input size, then the
-  package's Keras augmentation;
-- fused-augmentation: the package's decode, and its augmentation (flip p 0.5, rotation +-0.05 turn, zoom
-  +-10 %, bilinear, constant fill) drawn the same way but applied as ONE projective transform per image
-  (`fused_augmentation`) instead of three Keras layers that each resample the batch;
-- fast: both changes.
+- keras-augmentation: the package's decode, then flip, rotation and zoom as three Keras preprocessing layers
+  (`RandomFlip`, `RandomRotation`, `RandomZoom`), each resampling the batch: what `input.augment` replaced.
 """
 
 from __future__ import annotations
@@ -63,8 +58,16 @@ DEFAULT_WORK = Path("/tmp/agenet-bench")
 # Data: UTKFace (or the demo set) through the project's stages to TFRecord shards, cached under --work.
 # ---------------------------------------------------------------------------------------------------------------
 
-def prepare_shards(work: Path, utkface: Path | None, crop_size: int = 256, demo_count: int = 1200,
-                   workers: int = 2, shuffle_rows: bool = False, log=print) -> dict:
+
+def prepare_shards(
+    work: Path,
+    utkface: Path | None,
+    crop_size: int = 256,
+    demo_count: int = 1200,
+    workers: int = 2,
+    shuffle_rows: bool = False,
+    log=print,
+) -> dict:
     """{"source", "files": {split: [paths]}, "ages": {split: [ages]}} for utkface (or the demo when None/absent).
 
     Built once per source and crop size under `work`; later calls read the cached shards (a `done.json` marker
@@ -118,8 +121,7 @@ def prepare_shards(work: Path, utkface: Path | None, crop_size: int = 256, demo_
         write_shards(rows, "utkface", faces_folder, shards, f"{split}-utkface")
         ages[split] = rows["age"].to_list()
     marker.write_text(json.dumps({"ages": ages}))
-    log(f"  built in {time.perf_counter() - started:.0f} s: " +
-        ", ".join(f"{s} {len(a)}" for s, a in ages.items()))
+    log(f"  built in {time.perf_counter() - started:.0f} s: " + ", ".join(f"{s} {len(a)}" for s, a in ages.items()))
     files = {s: [str(p) for p in shard_files(shards, f"{s}-utkface")] for s in SPLITS}
     return {"source": source, "files": files, "ages": ages, "root": str(root)}
 
@@ -127,6 +129,7 @@ def prepare_shards(work: Path, utkface: Path | None, crop_size: int = 256, demo_
 # ---------------------------------------------------------------------------------------------------------------
 # Timing
 # ---------------------------------------------------------------------------------------------------------------
+
 
 def cpu_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
@@ -140,13 +143,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=4, help="untimed batches before them (tracing, start-up)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--input-size", type=int, default=128)
-    parser.add_argument("--width", type=float, default=1.0,
-                        help="scale the seed network's filters (1.0: the paper's 64..1024; for quick checks only)")
+    parser.add_argument(
+        "--width",
+        type=float,
+        default=1.0,
+        help="scale the seed network's filters (1.0: the paper's 64..1024; for quick checks only)",
+    )
     parser.add_argument("--pipeline-batches", type=int, default=60, help="timed batches of the pipeline alone")
-    parser.add_argument("--variants", nargs="*", default=None, metavar="VARIANT",
-                        help="also time pipeline variants (see the docstring): all when none are named, or some of "
-                             "no-augmentation, fast-decode, fused-augmentation, fast")
-    parser.add_argument("--utkface", type=Path, default=DEFAULT_UTKFACE, help="real UTKFace root (default: %(default)s)")
+    parser.add_argument(
+        "--variants",
+        nargs="*",
+        default=None,
+        metavar="VARIANT",
+        help="also time pipeline variants (see the docstring): all when none are named, or some of "
+        "no-augmentation, fast-decode, fused-augmentation, fast",
+    )
+    parser.add_argument(
+        "--utkface", type=Path, default=DEFAULT_UTKFACE, help="real UTKFace root (default: %(default)s)"
+    )
     parser.add_argument("--work", type=Path, default=DEFAULT_WORK, help="cache of face crops and shards")
     parser.add_argument("--crop-size", type=int, default=256, help="face crop side in the shards (the asset's default)")
     parser.add_argument("--demo-count", type=int, default=1200, help="demo images when the real data is absent")
@@ -183,13 +197,17 @@ def build_seed(input_size: int, width: float):
     from agenet_pipeline.model.training import OneOffAccuracy
 
     recipe = RECIPES["seed"]
-    network = dataclasses.replace(recipe.network, input_size=input_size,
-                                  filters=tuple(max(1, round(f * width)) for f in recipe.network.filters))
+    network = dataclasses.replace(
+        recipe.network, input_size=input_size, filters=tuple(max(1, round(f * width)) for f in recipe.network.filters)
+    )
     keras.utils.set_random_seed(recipe.training.seed)
     model = build_model(network)
     # As training.train compiles it.
-    model.compile(optimizer=keras.optimizers.Adam(recipe.training.learning_rate), loss="categorical_crossentropy",
-                  metrics=[keras.metrics.CategoricalAccuracy(name="accuracy"), OneOffAccuracy()])
+    model.compile(
+        optimizer=keras.optimizers.Adam(recipe.training.learning_rate),
+        loss="categorical_crossentropy",
+        metrics=[keras.metrics.CategoricalAccuracy(name="accuracy"), OneOffAccuracy()],
+    )
     return model, network, recipe.training
 
 
@@ -211,91 +229,44 @@ def in_memory_dataset(files: list[str], input_size: int, batch_size: int, batche
     return data, images.shape[0] * batch_size
 
 
-def _jpeg_ratio(crop_size: int, input_size: int) -> int:
-    """The largest JPEG DCT scaling (1, 2, 4, 8) that still decodes at least `input_size` pixels."""
-    return max(r for r in (1, 2, 4, 8) if crop_size // r >= input_size)
+def keras_augmentation(seed: int):
+    """Flip, rotation (+-0.05 turn) and zoom (+-10 %) as three Keras layers, as the package first had it."""
+    import keras
 
-
-def _variant_records(files, input_size: int, seed: int, crop_size: int):
-    """`input._records` (shuffled as in training) with the JPEG decoded at a DCT scale (an experiment)."""
-    import tensorflow as tf
-
-    from agenet_pipeline.model import input as inp
-
-    ratio = _jpeg_ratio(crop_size, input_size)
-    spec = inp.feature_spec()
-    data = tf.data.Dataset.from_tensor_slices(list(files)).shuffle(len(files), seed=seed)
-    data = data.interleave(tf.data.TFRecordDataset, cycle_length=min(len(files), 8),
-                           num_parallel_calls=inp.AUTOTUNE, deterministic=True).shuffle(2048, seed=seed)
-
-    def decode(record):
-        example = tf.io.parse_single_example(record, spec)
-        image = tf.io.decode_jpeg(example["image"], channels=3, ratio=ratio)
-        if crop_size // ratio == input_size:
-            image = tf.cast(image, tf.float32)  # already the input size: no resize
-        else:
-            image = tf.image.resize(image, (input_size, input_size), antialias=True)
-        example["image"] = tf.ensure_shape(image, (input_size, input_size, 3))
-        return example
-
-    return data.map(decode, num_parallel_calls=inp.AUTOTUNE)
-
-
-def fused_augmentation(images, seed: int = 0):
-    """The package's augmentation (horizontal flip with p 0.5, rotation up to +-0.05 turn, zoom +-10 %, constant
-    fill, bilinear) as ONE projective transform per image instead of three Keras layers (an experiment)."""
-    import math
-
-    import tensorflow as tf
-
-    n = tf.shape(images)[0]
-    size = tf.cast(tf.shape(images)[1:3], tf.float32)
-    angle = tf.random.uniform([n], -0.05 * 2 * math.pi, 0.05 * 2 * math.pi)
-    scale = tf.random.uniform([n], 0.9, 1.1)
-    flip = tf.where(tf.random.uniform([n]) < 0.5, -1.0, 1.0)
-    cos, sin = tf.cos(angle) * scale, tf.sin(angle) * scale
-    cy, cx = (size[0] - 1) / 2, (size[1] - 1) / 2
-    # Output pixel (x, y) samples the input at M (x - c) + c, with M = scale * rotation * diag(flip, 1).
-    a0, a1, b0, b1 = cos * flip, -sin, sin * flip, cos
-    a2, b2 = cx - a0 * cx - a1 * cy, cy - b0 * cx - b1 * cy
-    zeros = tf.zeros([n])
-    transforms = tf.stack([a0, a1, a2, b0, b1, b2, zeros, zeros], axis=1)
-    return tf.raw_ops.ImageProjectiveTransformV3(images=images, transforms=transforms,
-                                                 output_shape=tf.shape(images)[1:3], fill_value=0.0,
-                                                 interpolation="BILINEAR", fill_mode="CONSTANT")
+    layers = keras.Sequential(
+        [
+            keras.layers.RandomFlip("horizontal", seed=seed),
+            keras.layers.RandomRotation(0.05, fill_mode="constant", seed=seed + 1),
+            keras.layers.RandomZoom((-0.1, 0.1), fill_mode="constant", seed=seed + 2),
+        ]
+    )
+    return lambda images: layers(images, training=True)
 
 
 VARIANTS = {
     "no-augmentation": "variant: package decode, no augmentation",
-    "fast-decode": "variant: JPEG decoded at DCT scale (ratio), package augmentation",
-    "fused-augmentation": "variant: package decode, augmentation as one affine transform",
-    "fast": "variant: DCT-scale decode + one-transform augmentation",
+    "keras-augmentation": "variant: package decode, augmentation as three Keras layers",
 }
 
 
-def pipeline_dataset(files: list[str], input_size: int, batch_size: int, training, variant: str = "package",
-                     crop_size: int = 256):
+def pipeline_dataset(
+    files: list[str], input_size: int, batch_size: int, training, variant: str = "package", crop_size: int = 256
+):
     """The package's training pipeline, or a variant of it (experiments; see the docstring)."""
     import tensorflow as tf
 
     from agenet_pipeline.model import input as inp
 
     if variant == "package":
-        return inp.batches(files, input_size, batch_size, training=True, seed=training.seed,
-                           label_sigma=training.label_sigma).repeat()
+        return inp.batches(
+            files, input_size, batch_size, training=True, seed=training.seed, label_sigma=training.label_sigma
+        ).repeat()
     bins = len(inp.SEED_BINS)
-    if variant in ("fast-decode", "fast"):
-        records = _variant_records(files, input_size, training.seed, crop_size)
-    else:
-        records = inp._records(files, input_size, training.seed, 2048)
-    records = records.batch(batch_size)
+    records = inp._records(files, input_size, training.seed, 2048).batch(batch_size)
     if variant == "no-augmentation":
         augment = None
-    elif variant == "fast-decode":
-        augmenter = inp._augmenter(training.seed)
-        augment = lambda images: augmenter(images, training=True)
-    elif variant in ("fused-augmentation", "fast"):
-        augment = fused_augmentation
+    elif variant == "keras-augmentation":
+        augment = keras_augmentation(training.seed)
     else:
         raise ValueError(variant)
 
@@ -344,9 +315,11 @@ def main(argv: list[str] | None = None) -> int:
     model, network, training = build_seed(args.input_size, args.width)
     need = args.warmup + args.steps
     memory, memory_images = in_memory_dataset(train_files, args.input_size, args.batch_size, need, network.bins)
+
     def maker(variant):
-        return lambda: pipeline_dataset(train_files, args.input_size, args.batch_size, training, variant,
-                                        args.crop_size)
+        return lambda: pipeline_dataset(
+            train_files, args.input_size, args.batch_size, training, variant, args.crop_size
+        )
 
     modes = {"pipeline": maker("package"), "in-memory": lambda: memory}
     alone_modes = {"pipeline alone": "package", "pipeline alone, no augmentation": "no-augmentation"}
@@ -357,13 +330,15 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"unknown variant(s) {', '.join(sorted(unknown))}: choose from {', '.join(VARIANTS)}")
         modes |= {variant: maker(variant) for variant in chosen}
         alone_modes |= {f"variant alone: {variant}": variant for variant in chosen if variant != "no-augmentation"}
-    print(f"seed network at {args.input_size}x{args.input_size}, filters {network.filters}, "
-          f"{model.count_params():,} parameters; batch {args.batch_size}, {args.warmup} warm-up + {args.steps} "
-          f"timed batches per run, {args.runs} runs; {len(train_files)} train shard file(s) from {data['source']} "
-          f"({args.crop_size} px crops), {len(data['ages']['train'])} train photos ({memory_images} of them held in "
-          f"memory); TF intra/inter-op threads {tf.config.threading.get_intra_op_parallelism_threads()}/"
-          f"{tf.config.threading.get_inter_op_parallelism_threads()} (0 = one per core), {os.cpu_count()} cores; "
-          f"JPEG DCT ratio of the variants: {_jpeg_ratio(args.crop_size, args.input_size)}", flush=True)
+    print(
+        f"seed network at {args.input_size}x{args.input_size}, filters {network.filters}, "
+        f"{model.count_params():,} parameters; batch {args.batch_size}, {args.warmup} warm-up + {args.steps} "
+        f"timed batches per run, {args.runs} runs; {len(train_files)} train shard file(s) from {data['source']} "
+        f"({args.crop_size} px crops), {len(data['ages']['train'])} train photos ({memory_images} of them held in "
+        f"memory); TF intra/inter-op threads {tf.config.threading.get_intra_op_parallelism_threads()}/"
+        f"{tf.config.threading.get_inter_op_parallelism_threads()} (0 = one per core), {os.cpu_count()} cores",
+        flush=True,
+    )
 
     # One untimed fit per mode first: traces the train function and warms the page cache.
     for name, make in modes.items():
@@ -376,13 +351,19 @@ def main(argv: list[str] | None = None) -> int:
         for name in order:
             result = time_fit(model, modes[name](), args.warmup, args.steps, args.batch_size)
             results[name].append(result)
-            print(f"  run {run + 1}: {name:<34} {result['images_per_s']:7.1f} img/s  "
-                  f"{result['cpu_ms_per_image']:6.2f} CPU ms/img", flush=True)
+            print(
+                f"  run {run + 1}: {name:<34} {result['images_per_s']:7.1f} img/s  "
+                f"{result['cpu_ms_per_image']:6.2f} CPU ms/img",
+                flush=True,
+            )
         for name, variant in alone_modes.items():
             result = time_pipeline_alone(maker(variant)(), args.warmup, args.pipeline_batches, args.batch_size)
             alone[name].append(result)
-            print(f"  run {run + 1}: {name:<34} {result['images_per_s']:7.1f} img/s  "
-                  f"{result['cpu_ms_per_image']:6.2f} CPU ms/img", flush=True)
+            print(
+                f"  run {run + 1}: {name:<34} {result['images_per_s']:7.1f} img/s  "
+                f"{result['cpu_ms_per_image']:6.2f} CPU ms/img",
+                flush=True,
+            )
 
     def ratio(name, key="images_per_s"):
         """Median over runs of the within-run ratio to the in-memory mode (CPU: in-memory cost / this cost)."""
@@ -396,20 +377,28 @@ def main(argv: list[str] | None = None) -> int:
 
     memory_rate = med(results["in-memory"], "images_per_s")
     memory_cpu = med(results["in-memory"], "cpu_ms_per_image")
-    labels = {"pipeline": "pipeline + model (input.batches, training=True)",
-              "in-memory": "in-memory tensors + model (the floor)",
-              **{v: f"{text} + model" for v, text in VARIANTS.items()}}
-    print(f"\n## Training throughput, seed network at {args.input_size}x{args.input_size} "
-          f"({data['source']}, batch {args.batch_size}, medians of {args.runs} runs, {os.cpu_count()} cores)\n")
+    labels = {
+        "pipeline": "pipeline + model (input.batches, training=True)",
+        "in-memory": "in-memory tensors + model (the floor)",
+        **{v: f"{text} + model" for v, text in VARIANTS.items()},
+    }
+    print(
+        f"\n## Training throughput, seed network at {args.input_size}x{args.input_size} "
+        f"({data['source']}, batch {args.batch_size}, medians of {args.runs} runs, {os.cpu_count()} cores)\n"
+    )
     print("| mode | images/s | ratio to in-memory (wall) | CPU ms/image | ratio to in-memory (CPU) |")
     print("| --- | ---: | ---: | ---: | ---: |")
     for name in modes:
         rows = results[name]
         wall = "1" if name == "in-memory" else f"{ratio(name):.3f}"
         cpu = "1" if name == "in-memory" else f"{ratio(name, 'cpu_ms_per_image'):.3f}"
-        print(f"| {labels[name]} | {med(rows, 'images_per_s'):.1f} | {wall} | {med(rows, 'cpu_ms_per_image'):.2f} | "
-              f"{cpu} |")
-    print("\n| without a model | images/s | x in-memory training rate | CPU ms/image | x in-memory training (per CPU s) |")
+        print(
+            f"| {labels[name]} | {med(rows, 'images_per_s'):.1f} | {wall} | {med(rows, 'cpu_ms_per_image'):.2f} | "
+            f"{cpu} |"
+        )
+    print(
+        "\n| without a model | images/s | x in-memory training rate | CPU ms/image | x in-memory training (per CPU s) |"
+    )
     print("| --- | ---: | ---: | ---: | ---: |")
     for name, rows in alone.items():
         rate, cpu = med(rows, "images_per_s"), med(rows, "cpu_ms_per_image")
@@ -417,13 +406,17 @@ def main(argv: list[str] | None = None) -> int:
     pipeline_ratio, pipeline_cpu_ratio = ratio("pipeline"), ratio("pipeline", "cpu_ms_per_image")
     alone_rate = med(alone["pipeline alone"], "images_per_s")
     alone_cpu = med(alone["pipeline alone"], "cpu_ms_per_image")
-    print(f"\nTarget 1, pipeline + model >= 95 % of in-memory + model: {100 * pipeline_ratio:.1f} % of the wall rate "
-          f"-> {'met' if pipeline_ratio >= 0.95 else 'NOT met'}; per CPU second {100 * pipeline_cpu_ratio:.1f} % "
-          f"(the ceiling when the model and the input share saturated cores)")
-    print(f"Target 2, pipeline alone far faster than the model trains on this CPU: {alone_rate:.0f} img/s = "
-          f"{alone_rate / memory_rate:.1f}x the in-memory training rate ({memory_rate:.1f} img/s); per CPU second "
-          f"{memory_cpu / alone_cpu:.1f}x -> {'met' if alone_rate >= 10 * memory_rate else 'NOT met'} "
-          f"(taking 'far' as >= 10x)")
+    print(
+        f"\nTarget 1, pipeline + model >= 95 % of in-memory + model: {100 * pipeline_ratio:.1f} % of the wall rate "
+        f"-> {'met' if pipeline_ratio >= 0.95 else 'NOT met'}; per CPU second {100 * pipeline_cpu_ratio:.1f} % "
+        f"(the ceiling when the model and the input share saturated cores)"
+    )
+    print(
+        f"Target 2, pipeline alone far faster than the model trains on this CPU: {alone_rate:.0f} img/s = "
+        f"{alone_rate / memory_rate:.1f}x the in-memory training rate ({memory_rate:.1f} img/s); per CPU second "
+        f"{memory_cpu / alone_cpu:.1f}x -> {'met' if alone_rate >= 10 * memory_rate else 'NOT met'} "
+        f"(taking 'far' as >= 10x)"
+    )
     print(f"Timed part: {time.perf_counter() - started:.0f} s")
     print(f"\nCommand: {command}")
     return 0

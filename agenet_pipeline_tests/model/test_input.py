@@ -3,7 +3,7 @@ import pytest
 import tensorflow as tf
 
 from agenet_pipeline.model.bins import SEED_BINS
-from agenet_pipeline.model.input import batches, examples, soft_labels
+from agenet_pipeline.model.input import augment, batches, examples, soft_labels
 
 
 def test_training_batches_are_augmented_images_and_one_hot_bins(records):
@@ -51,3 +51,16 @@ def test_jpeg_is_decoded_at_the_coarsest_scale_that_keeps_the_input_size(size, d
     crop = np.random.default_rng(0).integers(0, 256, (256, 256, 3), dtype=np.uint8)
     jpeg = tf.constant(cv2.imencode(".jpg", crop)[1].tobytes())
     assert tuple(_decode_at_least(jpeg, size).shape) == (decoded, decoded, 3)
+
+
+def test_augmentation_is_one_seeded_transform_about_the_centre():
+    rng = np.random.default_rng(0)
+    images = tf.constant(rng.uniform(0, 255, (64, 33, 33, 3)), tf.float32)
+    first = augment(images, tf.constant([3, 4], tf.int64)).numpy()
+    assert np.array_equal(first, augment(images, tf.constant([3, 4], tf.int64)).numpy())
+    assert not np.allclose(first, augment(images, tf.constant([5, 6], tf.int64)).numpy())
+    assert np.allclose(first[:, 16, 16], images.numpy()[:, 16, 16], atol=1e-3)  # the centre stays in place
+    ramp = tf.constant(np.broadcast_to(np.linspace(0, 255, 33)[None, None, :, None], (64, 33, 33, 3)), tf.float32)
+    ramp = augment(ramp, tf.constant([3, 4], tf.int64)).numpy()
+    flipped = ramp[:, 12:21, 4:12].mean(axis=(1, 2, 3)) > ramp[:, 12:21, 21:29].mean(axis=(1, 2, 3))
+    assert 10 < flipped.sum() < 54  # about half the images are mirrored
