@@ -65,8 +65,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--work", type=Path, default=DEFAULT_WORK, help="cache of face crops and shards")
     parser.add_argument("--crop-size", type=int, default=256, help="face crop side in the shards (the asset's default)")
     parser.add_argument("--order", choices=("package", "shuffled"), default="package",
-                        help="record order in the shards: the package's (manifest order: UTKFace file names, so "
-                             "sorted by age) or shuffled (the manifest shuffled before the face stage; same split)")
+                        help="record order in the shards: the package's (scrambled by write_shards; a cache "
+                             "written before that change holds UTKFace sorted by age: use a fresh --work) or "
+                             "shuffled (the manifest shuffled before the face stage; same split)")
     parser.add_argument("--log", type=Path, default=None, help="JSON lines of finished trainings")
     return parser.parse_args(argv)
 

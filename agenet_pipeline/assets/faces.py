@@ -8,14 +8,18 @@ from dagster import (
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetKey,
+    Backoff,
     Config,
     MaterializeResult,
     MetadataValue,
+    RetryPolicy,
     asset,
+    asset_check,
 )
 from pydantic import Field
 
 from agenet_pipeline.assets.metadata import markdown_table, png_metadata, status_counts
+from agenet_pipeline.datasets.reconciliation import reconcile_faces
 from agenet_pipeline.faces.preview import preview_grid
 from agenet_pipeline.faces.sharded import run_face_stage
 from agenet_pipeline.faces.stage import FaceStageSettings
@@ -25,6 +29,9 @@ from agenet_pipeline.resources import DATASETS, AgeNetHome, FaceDetectorResource
 
 GROUP = "faces"
 SUMMARY_COLUMNS = ["row", "status", "age", "face_source", "faces_found", "detector_score"]
+# Bad photos never raise (they become rows with a reason), so a raise is the machine's: a full or network disk, a
+# lost worker. A retry redoes only the shards that are missing.
+RETRY_POLICY = RetryPolicy(max_retries=2, delay=10, backoff=Backoff.EXPONENTIAL)
 
 
 class FaceStageConfig(Config):
@@ -62,6 +69,7 @@ def _faces_asset(dataset: str):
         deps=[AssetKey(f"{dataset}_manifest")],
         check_specs=[check],
         kinds={"mediapipe", "parquet"},
+        retry_policy=RETRY_POLICY,
     )
     def faces(config: FaceStageConfig, home: AgeNetHome, face_detector: FaceDetectorResource) -> MaterializeResult:
         manifest = pl.read_parquet(home.manifest_path(dataset))
@@ -119,4 +127,27 @@ def _faces_asset(dataset: str):
     return faces
 
 
+def _rows_reconcile(dataset: str):
+    @asset_check(
+        asset=f"faces_{dataset}",
+        name="rows_reconcile",
+        description="Manifest rows = face rows (ok + each rejection reason): none lost, none duplicated",
+    )
+    def rows_reconcile(home: AgeNetHome) -> AssetCheckResult:
+        manifest = pl.read_parquet(home.manifest_path(dataset), columns=["row", "status"])
+        result = reconcile_faces(manifest, scan_faces(home.faces_folder(dataset), ["row", "status"]).collect())
+        return AssetCheckResult(
+            passed=result.passed,
+            severity=AssetCheckSeverity.ERROR,
+            metadata={
+                "rows": MetadataValue.text(result.statement),
+                "rows by outcome": markdown_table(result.table),
+                "problems": MetadataValue.text("; ".join(result.problems) or "none"),
+            },
+        )
+
+    return rows_reconcile
+
+
 face_assets = [_faces_asset(dataset) for dataset in DATASETS]
+face_checks = [_rows_reconcile(dataset) for dataset in DATASETS]

@@ -17,6 +17,7 @@ from pydantic import Field
 from agenet_pipeline.assets.metadata import age_histogram, counts_by, markdown_table
 from agenet_pipeline.datasets.labels import binned_labels
 from agenet_pipeline.datasets.manifest import OK
+from agenet_pipeline.datasets.reconciliation import reconcile_splits
 from agenet_pipeline.datasets.splits import EVALUATION, SPLITS, assign_splits, leaks
 from agenet_pipeline.faces.storage import scan_faces, write_parquet
 from agenet_pipeline.faces.tfrecords import DEFAULT_FILE_BYTES, write_shards
@@ -99,6 +100,26 @@ def no_split_leakage(home: AgeNetHome) -> AssetCheckResult:
         passed=found.is_empty(),
         severity=AssetCheckSeverity.ERROR,
         metadata={"leaking keys": found.height, "examples": markdown_table(found.head(10))},
+    )
+
+
+@asset_check(
+    asset=data_splits,
+    description="Per dataset, face rows = train + validation + test + evaluation + held_out + rejected",
+)
+def rows_reconcile(home: AgeNetHome) -> AssetCheckResult:
+    faces = pl.concat(
+        scan_faces(home.faces_folder(d), ["row", "status"]).collect().with_columns(dataset=pl.lit(d)) for d in DATASETS
+    )
+    result = reconcile_splits(faces, pl.read_parquet(home.splits_path, columns=["dataset", "row", "status", "split"]))
+    return AssetCheckResult(
+        passed=result.passed,
+        severity=AssetCheckSeverity.ERROR,
+        metadata={
+            "rows": MetadataValue.text(result.statement),
+            "rows per dataset and split": markdown_table(result.table),
+            "problems": MetadataValue.text("; ".join(result.problems) or "none"),
+        },
     )
 
 

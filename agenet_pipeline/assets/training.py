@@ -7,10 +7,11 @@ and only the training steps need them.
 import dataclasses
 import hashlib
 import json
+from contextlib import contextmanager
 from pathlib import Path
 
 import polars as pl
-from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset
+from dagster import AssetExecutionContext, Config, Failure, MaterializeResult, MetadataValue, RetryPolicy, asset
 from pydantic import Field
 
 from agenet_pipeline.assets.labels import training_shards
@@ -25,6 +26,10 @@ from agenet_pipeline.resources import AgeNetHome, MLflowResource
 
 GROUP = "training"
 APPA_UTK = ("utkface", "appa_real")
+# Steps that put a model on the GPU share the pool `gpu` (limit 1, dagster.yaml), so that two never fight for one
+# GPU's memory. A retry of a training resumes from its last epoch's checkpoint.
+GPU_POOL = "gpu"
+GPU_RETRY = RetryPolicy(max_retries=1, delay=30)
 
 
 class ModelTrainingConfig(Config):
@@ -87,6 +92,17 @@ def _training_data(
     return TrainingData(*split_files, lineage, inputs)
 
 
+@contextmanager
+def _final_on_training_error():
+    """A TrainingError (an empty split, a diverged loss) fails the step for good: a retry would fail the same way."""
+    from agenet_pipeline.model.training import TrainingError
+
+    try:
+        yield
+    except TrainingError as error:
+        raise Failure(str(error), allow_retries=False) from error
+
+
 def _train(
     context: AssetExecutionContext,
     config: ModelTrainingConfig,
@@ -101,25 +117,27 @@ def _train(
 ) -> MaterializeResult:
     from agenet_pipeline.model.experiment import tracked_training
 
-    data = _training_data(splits, files, datasets, inputs)
+    with _final_on_training_error():
+        data = _training_data(splits, files, datasets, inputs)
 
     uri = mlflow.uri(home)
     tags = {"dagster.run_id": context.run_id, "dagster.asset": name}
     recipe = config.recipe_with_changes()
     # A resumed run must be the same training: same recipe, same data.
     same_training = hashlib.sha256(f"{recipe}|{sorted(data.lineage.items())}".encode()).hexdigest()[:12]
-    run = tracked_training(
-        uri,
-        mlflow.experiment,
-        mlflow.artifact_location(home),
-        name,
-        tags,
-        recipe.network,
-        recipe.training,
-        data,
-        home.checkpoint_folder(f"{name}/{same_training}"),
-        registered,
-    )
+    with _final_on_training_error():
+        run = tracked_training(
+            uri,
+            mlflow.experiment,
+            mlflow.artifact_location(home),
+            name,
+            tags,
+            recipe.network,
+            recipe.training,
+            data,
+            home.checkpoint_folder(f"{name}/{same_training}"),
+            registered,
+        )
     model_path = home.model_path(name)
     with atomic_path(model_path, suffix=".keras") as tmp:
         run.result.model.save(tmp)
@@ -175,7 +193,7 @@ def _ages(splits: pl.DataFrame, split: str, datasets) -> pl.Series:
     return splits.filter((pl.col("split") == split) & pl.col("dataset").is_in(datasets))["age"]
 
 
-@asset(group_name=GROUP, deps=[training_shards], kinds={"tensorflow", "mlflow"})
+@asset(group_name=GROUP, deps=[training_shards], kinds={"tensorflow", "mlflow"}, pool=GPU_POOL, retry_policy=GPU_RETRY)
 def preliminary_model(
     context: AssetExecutionContext, config: ModelTrainingConfig, home: AgeNetHome, mlflow: MLflowResource
 ) -> MaterializeResult:
@@ -203,7 +221,9 @@ class CleaningConfig(Config):
     )
 
 
-@asset(group_name=GROUP, deps=[preliminary_model], kinds={"tensorflow", "parquet"})
+@asset(
+    group_name=GROUP, deps=[preliminary_model], kinds={"tensorflow", "parquet"}, pool=GPU_POOL, retry_policy=GPU_RETRY
+)
 def imdb_cleaned(context: AssetExecutionContext, config: CleaningConfig, home: AgeNetHome) -> MaterializeResult:
     """IMDB training and validation faces judged by the preliminary model; kept ones written as new shards.
 
@@ -249,7 +269,7 @@ def imdb_cleaned(context: AssetExecutionContext, config: CleaningConfig, home: A
     )
 
 
-@asset(group_name=GROUP, deps=[imdb_cleaned], kinds={"tensorflow", "mlflow"})
+@asset(group_name=GROUP, deps=[imdb_cleaned], kinds={"tensorflow", "mlflow"}, pool=GPU_POOL, retry_policy=GPU_RETRY)
 def age_model(
     context: AssetExecutionContext, config: ModelTrainingConfig, home: AgeNetHome, mlflow: MLflowResource
 ) -> MaterializeResult:

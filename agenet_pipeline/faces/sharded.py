@@ -81,6 +81,8 @@ def run_face_stage(
             jobs.append((rows, path, fingerprint))
     for stale in shard_paths(folder)[len(shards) :]:
         stale.unlink()
+    for unfinished in folder.glob(".shard-*"):  # the temporary file of a write that was killed
+        unfinished.unlink()
 
     if workers > 1 and len(jobs) > 1:
         context = multiprocessing.get_context("spawn")

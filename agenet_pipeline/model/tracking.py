@@ -14,6 +14,8 @@ from mlflow import MlflowClient
 from mlflow.models import ModelSignature
 from mlflow.types.schema import Schema, TensorSpec
 
+from agenet_pipeline.serving.packaging import log_serving_model, pinned_requirements
+
 
 class TrackingStoreError(RuntimeError):
     pass
@@ -109,11 +111,16 @@ class RegisteredVersion:
 def log_and_register(
     model: keras.Model, input_size: int, bins: int, registered_name: str | None
 ) -> RegisteredVersion | None:
-    """Log the Keras model to the active run (with a signature: `input_example` crashes the Keras flavour)
-    and, when `registered_name` is given, register it as a new version of that model."""
-    info = mlflow.keras.log_model(
-        model, name="model", signature=signature(input_size, bins), registered_model_name=registered_name
+    """Log the model to the active run twice: the Keras network as `model` (with a signature: `input_example`
+    crashes the Keras flavour), and the served model (photos in, ages out) as `serving_model`, which is
+    registered as a new version of `registered_name` when that is given."""
+    mlflow.keras.log_model(
+        model,
+        name="model",
+        signature=signature(input_size, bins),
+        pip_requirements=pinned_requirements("mlflow", "tensorflow", "keras", "numpy"),
     )
+    info = log_serving_model(model, name="serving_model", registered_name=registered_name)
     if registered_name is None:
         return None
     return RegisteredVersion(registered_name, str(info.registered_model_version), mlflow.active_run().info.run_id)

@@ -44,6 +44,7 @@ def test_every_check_passes(demo_run):
         "labels_in_range",
         "no_split_leakage",
         "every_bin_present",
+        "rows_reconcile",
     }
     assert all(e.passed for e in evaluations), [e for e in evaluations if not e.passed]
 

@@ -1,0 +1,122 @@
+"""The served model as one MLflow model: the Keras network, the BlazeFace detector and the code that runs them.
+
+The code is a copy of the few modules the pyfunc needs (`SERVING_CODE`), logged with the model, so that
+`mlflow.pyfunc.load_model("models:/agenet@champion")` works in a process that has the libraries but not
+this package, and an old version keeps the code it was logged with.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import asdict
+from importlib.metadata import version
+from pathlib import Path
+
+import cv2
+import mlflow
+import numpy as np
+import pandas as pd
+from mlflow.models import ModelSignature
+from mlflow.models.model import ModelInfo
+from mlflow.types.schema import Array, ColSpec, ParamSchema, ParamSpec, Schema
+
+from agenet_pipeline.datasets.synthetic_faces import draw_face
+from agenet_pipeline.faces.detector import BLAZEFACE_SHORT_RANGE_SHA256, resolve_model
+from agenet_pipeline.faces.stage import FaceStageSettings
+from agenet_pipeline.model.bins import SEED_BINS, AgeBins
+from agenet_pipeline.serving.predictor import FaceSettings
+from agenet_pipeline.serving.pyfunc import FACE_DETECTOR, KERAS_MODEL, AgeNetModel
+
+PACKAGE = Path(__file__).resolve().parents[1]
+SERVING_CODE = (
+    "__init__.py",
+    "faces/__init__.py",
+    "faces/crop.py",
+    "faces/detector.py",
+    "faces/images.py",
+    "model/__init__.py",
+    "model/bins.py",
+    "serving/__init__.py",
+    "serving/predictor.py",
+    "serving/pyfunc.py",
+)
+SERVING_PACKAGES = ("mlflow", "tensorflow", "keras", "mediapipe", "opencv-contrib-python", "numpy", "pandas", "pillow")
+
+
+def pinned_requirements(*packages: str) -> list[str]:
+    """The installed versions of `packages`, pinned. Given to MLflow, they spare it inferring the requirements
+    in a subprocess that imports TensorFlow again (about 20 s per logged model on two cores)."""
+    return [f"{package}=={version(package)}" for package in packages]
+
+
+def face_settings() -> FaceSettings:
+    """The face stage's defaults, with which the training crops were made."""
+    stage = FaceStageSettings()
+    return FaceSettings(stage.margin, stage.size, stage.min_score, stage.min_face_size, stage.max_pixels)
+
+
+def serving_signature() -> ModelSignature:
+    optional = {"required": False}
+    return ModelSignature(
+        inputs=Schema([ColSpec("binary", "image", **optional), ColSpec("string", "path", **optional)]),
+        outputs=Schema(
+            [
+                ColSpec("long", "input"),
+                ColSpec("string", "status"),
+                ColSpec("string", "detail", **optional),
+                *(ColSpec("long", name, **optional) for name in ("face", "box_x", "box_y", "box_w", "box_h")),
+                ColSpec("double", "detector_score", **optional),
+                ColSpec("long", "bin", **optional),
+                ColSpec("string", "bin_label", **optional),
+                ColSpec("double", "age", **optional),
+                ColSpec(Array("double"), "probabilities", **optional),
+            ]
+        ),
+        params=ParamSchema([ParamSpec("aligned", "boolean", False)]),
+    )
+
+
+def _request_example() -> pd.DataFrame:
+    """One drawn face (no real person): the request MLflow shows, base64-encoded, as the serving example."""
+    face = cv2.cvtColor(draw_face(35.0, np.random.default_rng(0), 96), cv2.COLOR_RGB2BGR)
+    return pd.DataFrame({"image": [cv2.imencode(".jpg", face)[1].tobytes()]})
+
+
+def _stage_code(folder: Path) -> Path:
+    """A copy of SERVING_CODE as the package it belongs to, under `folder`."""
+    package = folder / PACKAGE.name
+    for relative in SERVING_CODE:
+        (package / relative).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(PACKAGE / relative, package / relative)
+    return package
+
+
+def log_serving_model(
+    model,
+    name: str = "serving_model",
+    registered_name: str | None = None,
+    bins: AgeBins = SEED_BINS,
+    settings: FaceSettings | None = None,
+) -> ModelInfo:
+    """Log the Keras `model` with the face stage as a pyfunc in the active run; registered when a name is given."""
+    if model.output_shape[-1] != len(bins):
+        raise ValueError(f"the model has {model.output_shape[-1]} outputs, the {bins.name} bins are {len(bins)}")
+    with tempfile.TemporaryDirectory(prefix="agenet-serving-") as tmp:
+        keras_file = Path(tmp) / "agenet.keras"
+        model.save(keras_file)
+        return mlflow.pyfunc.log_model(
+            name=name,
+            python_model=AgeNetModel(),
+            artifacts={KERAS_MODEL: str(keras_file), FACE_DETECTOR: str(resolve_model())},
+            code_paths=[str(_stage_code(Path(tmp) / "code"))],
+            model_config={
+                "bins": bins.name,
+                "faces": asdict(settings or face_settings()),
+                "face_detector_sha256": BLAZEFACE_SHORT_RANGE_SHA256,
+            },
+            signature=serving_signature(),
+            input_example=_request_example(),
+            pip_requirements=pinned_requirements(*SERVING_PACKAGES),
+            registered_model_name=registered_name,
+        )

@@ -1,0 +1,121 @@
+"""Ages for photos: decode, find the faces, crop them as the training crops were made, run the network.
+
+This module and the ones it imports travel with the served model (see `packaging.py`): it may import only
+`faces.images`, `faces.crop`, `faces.detector` and `model.bins` from this package.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from agenet_pipeline.faces.crop import square_crop
+from agenet_pipeline.faces.detector import FaceDetector
+from agenet_pipeline.faces.images import ImageRejected, decode_rgb
+from agenet_pipeline.model.bins import AgeBins
+
+# N x S x S x 3 float32 pixels 0-255 -> N x bins probabilities. For a Keras model, its `predict_on_batch`: Keras
+# compiles it into one graph on the first call, so a call costs about as little as a tf.function of the model,
+# and far less than an eager `model(x)` (see benchmarks/inference.py).
+Network = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True)
+class FaceSettings:
+    """How faces are found and cropped: the face stage's settings, so that a served crop looks like a trained one."""
+
+    margin: float
+    crop_size: int
+    min_score: float
+    min_face_size: int
+    max_pixels: int
+
+
+@dataclass(frozen=True)
+class Face:
+    box: tuple[int, int, int, int]  # x, y, width, height in the photo's pixels
+    detector_score: float | None  # None when the photo was taken as an aligned crop
+    pixels: np.ndarray  # the network's input: S x S x 3 RGB uint8
+
+
+def read_photo(item, max_pixels: int) -> np.ndarray:
+    """RGB pixels of one input: encoded bytes, a path, or an RGB uint8 array. Raises ImageRejected."""
+    if isinstance(item, bytes | bytearray | memoryview):
+        return decode_rgb(bytes(item), max_pixels)
+    if isinstance(item, str | os.PathLike):
+        return decode_rgb(_read_file(Path(item)), max_pixels)
+    if isinstance(item, np.ndarray):
+        return _checked_array(item, max_pixels)
+    raise ImageRejected(
+        "unreadable", f"expected encoded image bytes, a path or an RGB array, not {type(item).__name__}"
+    )
+
+
+def _read_file(path: Path) -> bytes:
+    try:
+        if not stat.S_ISREG(path.stat().st_mode):  # a device or a pipe could be read forever
+            raise ImageRejected("unreadable", f"{path} is not a regular file")
+        return path.read_bytes()
+    except OSError as error:
+        raise ImageRejected("unreadable", f"{path}: {error.strerror or error}") from error
+
+
+def _checked_array(pixels: np.ndarray, max_pixels: int) -> np.ndarray:
+    if pixels.dtype != np.uint8 or pixels.ndim != 3 or pixels.shape[2] != 3:
+        raise ImageRejected("unreadable", f"an array must be H x W x 3 uint8 RGB, not {pixels.shape} {pixels.dtype}")
+    if pixels.shape[0] * pixels.shape[1] > max_pixels:
+        raise ImageRejected(
+            "too_large", f"{pixels.shape[1]}x{pixels.shape[0]} pixels is over the limit of {max_pixels:,}"
+        )
+    return pixels
+
+
+class AgePredictor:
+    """One network, one detector (reused for every photo) and the age bins the network was trained on."""
+
+    def __init__(
+        self,
+        network: Network,
+        input_size: int,
+        detector: FaceDetector,
+        bins: AgeBins,
+        settings: FaceSettings,
+        batch_size: int = 64,
+    ):
+        self.network, self.input_size, self.detector = network, input_size, detector
+        self.bins, self.settings, self.batch_size = bins, settings, batch_size
+        network(np.zeros((1, input_size, input_size, 3), np.float32))  # trace now, not on the first photo
+
+    def faces(self, rgb: np.ndarray, aligned: bool = False) -> list[Face]:
+        """Every face confident and large enough, most confident first; `aligned`: the photo is one face crop."""
+        if aligned:
+            whole = (0, 0, rgb.shape[1], rgb.shape[0])
+            return [Face(whole, None, self._network_input(rgb, whole, 0.0))]
+        return [
+            Face(d.box, d.score, self._network_input(rgb, d.box, self.settings.margin))
+            for d in self.detector.detect(rgb)
+            if d.score >= self.settings.min_score and max(d.box[2:]) >= self.settings.min_face_size
+        ]
+
+    def _network_input(self, rgb: np.ndarray, box: tuple[int, int, int, int], margin: float) -> np.ndarray:
+        """The face as the network saw faces in training: the face stage's square crop, resized to the input."""
+        crop = square_crop(rgb, box, margin, self.settings.crop_size)
+        return cv2.resize(crop, (self.input_size, self.input_size), interpolation=cv2.INTER_AREA)
+
+    def probabilities(self, faces: Sequence[Face]) -> np.ndarray:
+        """Bin probabilities of each face (faces x bins), the network run in batches."""
+        if not faces:
+            return np.zeros((0, len(self.bins)), np.float32)
+        pixels = np.stack([face.pixels for face in faces]).astype(np.float32)
+        return np.concatenate(
+            [self.network(pixels[i : i + self.batch_size]) for i in range(0, len(pixels), self.batch_size)]
+        )
+
+    def close(self) -> None:
+        self.detector.close()

@@ -1,0 +1,110 @@
+"""The paper's live demo: faces and estimated ages drawn on a camera's or a video file's frames."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+import cv2
+import numpy as np
+
+from agenet_pipeline.serving.predictor import AgePredictor, Face
+
+BOX_COLOUR = (60, 220, 60)  # BGR
+WINDOW = "AgeNet (q to quit)"
+
+
+@dataclass(frozen=True)
+class FaceAge:
+    face: Face
+    bin_label: str
+    age: float
+
+    def __str__(self) -> str:
+        return f"{self.age:.0f} y ({self.bin_label})"
+
+
+def annotate(frame_bgr: np.ndarray, ages: list[FaceAge]) -> None:
+    """Draw each face's box and '<age> y (<bin>)' above it, in place."""
+    scale = max(frame_bgr.shape[0] / 720, 0.4)
+    for found in ages:
+        x, y, w, h = found.face.box
+        thickness = max(int(2 * scale), 1)
+        cv2.rectangle(frame_bgr, (x, y), (x + w, y + h), BOX_COLOUR, thickness)
+        label = str(found)
+        (tw, th), base = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, 0.7 * scale, thickness)
+        top = max(y - th - base - 4, 0)
+        cv2.rectangle(frame_bgr, (x, top), (x + tw + 4, top + th + base + 4), BOX_COLOUR, cv2.FILLED)
+        cv2.putText(
+            frame_bgr, label, (x + 2, top + th + 2), cv2.FONT_HERSHEY_SIMPLEX, 0.7 * scale, (0, 0, 0), thickness
+        )
+
+
+def frame_ages(predictor: AgePredictor, frame_bgr: np.ndarray) -> list[FaceAge]:
+    faces = predictor.faces(cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2RGB))
+    bins = predictor.bins
+    return [
+        FaceAge(face, bins.labels[int(np.argmax(p))], float(bins.expected_age(p)))
+        for face, p in zip(faces, predictor.probabilities(faces))
+    ]
+
+
+def open_source(source: str) -> cv2.VideoCapture:
+    """A camera by number ('0') or a video file by path."""
+    capture = cv2.VideoCapture(int(source) if source.isdigit() else source)
+    if not capture.isOpened():
+        raise OSError(f"cannot open the video source {source!r} (a camera number or a video file)")
+    return capture
+
+
+def annotated_frames(predictor: AgePredictor, capture: cv2.VideoCapture) -> Iterator[tuple[np.ndarray, list[FaceAge]]]:
+    """Each frame, annotated, with its faces' ages, until the stream ends."""
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            return
+        ages = frame_ages(predictor, frame)
+        annotate(frame, ages)
+        yield frame, ages
+
+
+def run(predictor: AgePredictor, source: str, display: bool, output: Path | None, log: TextIO) -> int:
+    """Show the annotated stream, write it to `output`, or else print each frame's ages; the frames processed.
+
+    The video is written to a temporary name and renamed when the stream ends, so a failed run leaves none.
+    """
+    from agenet_pipeline.faces.storage import atomic_path
+
+    frames, writer = 0, None
+    with ExitStack() as stack:
+        capture = open_source(source)
+        stack.callback(capture.release)
+        video = stack.enter_context(atomic_path(output, suffix=output.suffix)) if output else None
+        if display:
+            stack.callback(cv2.destroyAllWindows)
+        for frame, ages in annotated_frames(predictor, capture):
+            frames += 1
+            if video:
+                writer = writer or _writer(video, capture.get(cv2.CAP_PROP_FPS) or 25.0, frame.shape[1::-1])
+                writer.write(frame)
+            if display:
+                cv2.imshow(WINDOW, frame)
+                if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
+                    break
+            elif not video:
+                print(f"frame {frames}: {', '.join(map(str, ages)) or 'no face'}", file=log)
+        if video:
+            if writer is None:
+                raise OSError(f"no frame could be read from {source!r}")
+            writer.release()
+    return frames
+
+
+def _writer(path: Path, fps: float, size: tuple[int, int]) -> cv2.VideoWriter:
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
+    if not writer.isOpened():
+        raise OSError(f"cannot write the video {path} (OpenCV has no mp4v encoder for it)")
+    return writer
