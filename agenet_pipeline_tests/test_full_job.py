@@ -57,6 +57,7 @@ def execute(folder: Path, job: str, config: str) -> None:
         capture_output=True,
         text=True,
         timeout=900,
+        check=False,
     )
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
 

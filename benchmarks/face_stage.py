@@ -53,15 +53,28 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=5, help="timed runs of every mode (medians are reported)")
     parser.add_argument("--limit", type=int, default=None, help="at most N images per dataset, evenly spaced")
-    parser.add_argument("--utkface", type=Path, default=DEFAULT_UTKFACE, help="real UTKFace root (default: %(default)s)")
+    parser.add_argument(
+        "--utkface", type=Path, default=DEFAULT_UTKFACE, help="real UTKFace root (default: %(default)s)"
+    )
     parser.add_argument("--demo-count", type=int, default=600, help="images in the demo UTKFace set")
     parser.add_argument("--no-demo", action="store_true", help="skip the demo set")
-    parser.add_argument("--workers", type=int, default=None,
-                        help="the most workers to time (default: 2 when the machine has 2+ cores, else 1)")
-    parser.add_argument("--shard-size", type=int, default=None,
-                        help="rows per shard (default: images / 8, so that 2 workers get 4 equal shards each)")
-    parser.add_argument("--profile", action="store_true",
-                        help="also cProfile one in-process pass of the stage's per-shard function per dataset")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="the most workers to time (default: 2 when the machine has 2+ cores, else 1)",
+    )
+    parser.add_argument(
+        "--shard-size",
+        type=int,
+        default=None,
+        help="rows per shard (default: images / 8, so that 2 workers get 4 equal shards each)",
+    )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="also cProfile one in-process pass of the stage's per-shard function per dataset",
+    )
     return parser.parse_args(argv)
 
 
@@ -128,8 +141,11 @@ def bench_dataset(name: str, manifest, args, scratch: Path, max_workers: int) ->
         except ImageRejected:
             pass
     shard_size = args.shard_size or max(math.ceil(n / 8), 1)
-    print(f"\n## {name}: {n} images ({n - len(rgbs)} not decodable), {sum(map(len, datas)) / n / 1024:.1f} KiB "
-          f"per file, shard size {shard_size}", flush=True)
+    print(
+        f"\n## {name}: {n} images ({n - len(rgbs)} not decodable), {sum(map(len, datas)) / n / 1024:.1f} KiB "
+        f"per file, shard size {shard_size}",
+        flush=True,
+    )
 
     def decode_all():
         for data in datas:
@@ -151,7 +167,7 @@ def bench_dataset(name: str, manifest, args, scratch: Path, max_workers: int) ->
     with FaceDetector(model) as detector:
         detector.detect(rgbs[0])  # the first call allocates; keep it out of the timing
         for run in range(args.runs):
-            order = modes[run % len(modes):] + modes[:run % len(modes)]
+            order = modes[run % len(modes) :] + modes[: run % len(modes)]
             for mode in order:
                 if mode == "decode":
                     wall, cpu, _ = timed(decode_all)
@@ -161,26 +177,37 @@ def bench_dataset(name: str, manifest, args, scratch: Path, max_workers: int) ->
                     samples[mode].append((len(rgbs) / wall, 1e3 * cpu / len(rgbs), None, None, None))
                 else:
                     workers = int(mode.removeprefix("stage w"))
-                    probe_wall, probe_cpu, (probe_folder, _) = timed(lambda: stage(manifest.head(workers), workers, 1))
-                    wall, cpu, (folder, result) = timed(lambda: stage(manifest, workers, shard_size))
+                    probe_wall, probe_cpu, (probe_folder, _) = timed(lambda w=workers: stage(manifest.head(w), w, 1))
+                    wall, cpu, (folder, result) = timed(lambda w=workers: stage(manifest, w, shard_size))
                     assert result.rows_processed == n, result
                     steady = steady_rate(folder, n, shard_size, workers)
                     shutil.rmtree(probe_folder), shutil.rmtree(folder)
                     net, work = n - workers, wall - probe_wall
                     if work < probe_wall:
                         jittery.add(mode)
-                    samples[mode].append((net / work if work > 0 else math.nan, 1e3 * (cpu - probe_cpu) / net,
-                                          probe_wall, steady, n / wall))
-            print(f"run {run + 1}/{args.runs}: " + ", ".join(f"{m} {samples[m][-1][0]:.0f}/s" for m in modes),
-                  flush=True)
+                    samples[mode].append(
+                        (
+                            net / work if work > 0 else math.nan,
+                            1e3 * (cpu - probe_cpu) / net,
+                            probe_wall,
+                            steady,
+                            n / wall,
+                        )
+                    )
+            print(
+                f"run {run + 1}/{args.runs}: " + ", ".join(f"{m} {samples[m][-1][0]:.0f}/s" for m in modes), flush=True
+            )
 
     per_run = []
     for run in range(args.runs):
         rate = {mode: samples[mode][run][0] for mode in modes}
         floor = 1 / (1 / rate["decode"] + 1 / rate["detect"])
         cpu = {mode: samples[mode][run][1] for mode in modes}
-        ratios = {"floor": floor, "w1/floor": rate["stage w1"] / floor,
-                  "w1/floor cpu": (cpu["decode"] + cpu["detect"]) / cpu["stage w1"]}
+        ratios = {
+            "floor": floor,
+            "w1/floor": rate["stage w1"] / floor,
+            "w1/floor cpu": (cpu["decode"] + cpu["detect"]) / cpu["stage w1"],
+        }
         if max_workers >= 2:
             ratios["w2/w1"] = rate["stage w2"] / rate["stage w1"]
             steady = {mode: samples[mode][run][3] for mode in ("stage w1", "stage w2")}
@@ -190,10 +217,17 @@ def bench_dataset(name: str, manifest, args, scratch: Path, max_workers: int) ->
     if args.profile:
         profile(manifest, model, settings)
     for mode in sorted(jittery):
-        print(f"note: {name}, {mode}: in some runs the work took less time than the start-up, so the start-up's "
-              f"jitter weighs heavily on its images/s; more images (--limit) give a steadier number")
-    return {"name": name, "n": n, "modes": modes, "samples": samples,
-            "ratios": {k: [r[k] for r in per_run] for k in per_run[0]}}
+        print(
+            f"note: {name}, {mode}: in some runs the work took less time than the start-up, so the start-up's "
+            f"jitter weighs heavily on its images/s; more images (--limit) give a steadier number"
+        )
+    return {
+        "name": name,
+        "n": n,
+        "modes": modes,
+        "samples": samples,
+        "ratios": {k: [r[k] for r in per_run] for k in per_run[0]},
+    }
 
 
 def steady_rate(folder: Path, n: int, shard_size: int, workers: int) -> float | None:
@@ -201,8 +235,9 @@ def steady_rate(folder: Path, n: int, shard_size: int, workers: int) -> float | 
     modification times (each is written at the end of its shard): start-up and the first shard excluded."""
     from agenet_pipeline.faces.storage import shard_paths
 
-    done = sorted((p.stat().st_mtime_ns, min(shard_size, n - int(p.stem.split("-")[1]) * shard_size))
-                  for p in shard_paths(folder))
+    done = sorted(
+        (p.stat().st_mtime_ns, min(shard_size, n - int(p.stem.split("-")[1]) * shard_size)) for p in shard_paths(folder)
+    )
     if len(done) <= workers or done[-1][0] == done[workers - 1][0]:
         return None
     return sum(rows for _, rows in done[workers:]) / ((done[-1][0] - done[workers - 1][0]) / 1e9)
@@ -235,12 +270,16 @@ def report(results: list[dict], args, max_workers: int, command: str) -> None:
     import cv2
 
     print("\n# Face stage throughput\n")
-    print(f"Machine: {cores()} cores usable, load average {os.getloadavg()[0]:.2f} at the end; "
-          f"OpenCV {cv2.__version__} with {cv2.getNumThreads()} thread(s) in this process "
-          "(as the stage sets it in each of its processes); "
-          f"{args.runs} runs, medians.\n")
-    print("| dataset | mode | images | images/s (median) | min-max | ms/img | CPU ms/img | start-up s "
-          "| cores busy | steady-state images/s (shard times) | images/s with start-up |")
+    print(
+        f"Machine: {cores()} cores usable, load average {os.getloadavg()[0]:.2f} at the end; "
+        f"OpenCV {cv2.__version__} with {cv2.getNumThreads()} thread(s) in this process "
+        "(as the stage sets it in each of its processes); "
+        f"{args.runs} runs, medians.\n"
+    )
+    print(
+        "| dataset | mode | images | images/s (median) | min-max | ms/img | CPU ms/img | start-up s "
+        "| cores busy | steady-state images/s (shard times) | images/s with start-up |"
+    )
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
 
     def cell(values, fmt):
@@ -252,14 +291,21 @@ def report(results: list[dict], args, max_workers: int, command: str) -> None:
             columns = list(zip(*r["samples"][mode]))
             rates = [v for v in columns[0] if not math.isnan(v)] or [math.nan]
             rate = median(rates)
-            print(f"| {r['name']} | {mode} | {r['n']} | {rate:.0f} | {min(rates):.0f}-{max(rates):.0f} | "
-                  f"{1e3 / rate:.2f} | {cell(columns[1], '.2f')} | {cell(columns[2], '.2f')} | "
-                  f"{cell([r * c / 1e3 for r, c in zip(columns[0], columns[1])], '.2f')} | "
-                  f"{cell(columns[3], '.0f')} | {cell(columns[4], '.0f')} |")
-    print("\n| dataset | floor 1/(1/decode+1/detect) img/s | stage w1 / floor (target >= 0.80) "
-          "| same in CPU time |"
-          + (" stage w2 / stage w1 (target ~2 on 2 cores) | same, steady-state | stage w2 per core / floor |"
-             if max_workers >= 2 else ""))
+            print(
+                f"| {r['name']} | {mode} | {r['n']} | {rate:.0f} | {min(rates):.0f}-{max(rates):.0f} | "
+                f"{1e3 / rate:.2f} | {cell(columns[1], '.2f')} | {cell(columns[2], '.2f')} | "
+                f"{cell([r * c / 1e3 for r, c in zip(columns[0], columns[1])], '.2f')} | "
+                f"{cell(columns[3], '.0f')} | {cell(columns[4], '.0f')} |"
+            )
+    print(
+        "\n| dataset | floor 1/(1/decode+1/detect) img/s | stage w1 / floor (target >= 0.80) "
+        "| same in CPU time |"
+        + (
+            " stage w2 / stage w1 (target ~2 on 2 cores) | same, steady-state | stage w2 per core / floor |"
+            if max_workers >= 2
+            else ""
+        )
+    )
     print("| --- | ---: | ---: | ---: |" + (" ---: | ---: | ---: |" if max_workers >= 2 else ""))
     for r in results:
         q = {k: median(v) for k, v in r["ratios"].items()}
@@ -268,13 +314,17 @@ def report(results: list[dict], args, max_workers: int, command: str) -> None:
         if max_workers >= 2:
             line += f" {q['w2/w1']:.2f} | {q['w2/w1 steady']:.2f} | {q['w2 per core/floor']:.2f} |"
         print(line)
-    print("\nCores busy = images/s x CPU ms/img: how much CPU the mode got (by this process and its workers) while "
-          "it ran; below the worker count on a shared machine means other processes had the cores.")
-    print("\nRatios are medians of the per-run ratios; 'same in CPU time' is (decode + detect CPU ms/img) / stage w1 "
-          "CPU ms/img, which other processes on the machine disturb less than wall time. Start-up: the time of a "
-          "probe run_face_stage over one image per worker (N shards of 1 image); images/s excludes it: "
-          "(images - workers) / (T_full - T_probe). Steady-state: images in the shards finished after every worker "
-          "had finished one, over the time from then to the last shard (the shard files' modification times).")
+    print(
+        "\nCores busy = images/s x CPU ms/img: how much CPU the mode got (by this process and its workers) while "
+        "it ran; below the worker count on a shared machine means other processes had the cores."
+    )
+    print(
+        "\nRatios are medians of the per-run ratios; 'same in CPU time' is (decode + detect CPU ms/img) / stage w1 "
+        "CPU ms/img, which other processes on the machine disturb less than wall time. Start-up: the time of a "
+        "probe run_face_stage over one image per worker (N shards of 1 image); images/s excludes it: "
+        "(images - workers) / (T_full - T_probe). Steady-state: images in the shards finished after every worker "
+        "had finished one, over the time from then to the last shard (the shard files' modification times)."
+    )
     print(f"\nCommand: {command}")
 
 
@@ -284,8 +334,9 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("GLOG_minloglevel", "2")  # quieter MediaPipe / TensorFlow logs, here and in the workers
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     max_workers = args.workers or (2 if cores() >= 2 else 1)
-    command = shlex.join([os.path.relpath(sys.executable) if not os.path.isabs(sys.argv[0]) else sys.executable,
-                          *sys.argv])
+    command = shlex.join(
+        [os.path.relpath(sys.executable) if not os.path.isabs(sys.argv[0]) else sys.executable, *sys.argv]
+    )
     if max_workers < 2:
         print(f"note: {cores()} core(s): only workers=1 is timed")
     results = []

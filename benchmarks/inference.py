@@ -205,6 +205,10 @@ def main() -> None:
     import keras
     import mlflow
 
+    # The package first: loading a serving model puts the model's own partial copy of it on sys.path.
+    import agenet_pipeline.datasets.synthetic_faces
+    import agenet_pipeline.serving.webcam  # noqa: F401
+
     with tempfile.TemporaryDirectory(prefix="agenet-inference-") as tmp:
         folder = Path(tmp)
         local, described = served_model(args, folder)

@@ -56,18 +56,30 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--input-size", type=int, default=64, help="input side for every recipe")
     parser.add_argument("--width", type=float, default=0.25, help="factor on every network's conv filters")
     parser.add_argument("--recipes", nargs="*", default=["seed", "recommended"], help="names from RECIPES")
-    parser.add_argument("--try", dest="tries", action="append", default=[], metavar="'NAME: key=value ...'",
-                        help="a candidate recipe (see the docstring); may be repeated")
+    parser.add_argument(
+        "--try",
+        dest="tries",
+        action="append",
+        default=[],
+        metavar="'NAME: key=value ...'",
+        help="a candidate recipe (see the docstring); may be repeated",
+    )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="training seeds per recipe")
     parser.add_argument("--max-epochs", type=int, default=None, help="override every recipe's epoch limit")
     parser.add_argument("--patience", type=int, default=None, help="override every recipe's early-stopping patience")
-    parser.add_argument("--utkface", type=Path, default=DEFAULT_UTKFACE, help="real UTKFace root (default: %(default)s)")
+    parser.add_argument(
+        "--utkface", type=Path, default=DEFAULT_UTKFACE, help="real UTKFace root (default: %(default)s)"
+    )
     parser.add_argument("--work", type=Path, default=DEFAULT_WORK, help="cache of face crops and shards")
     parser.add_argument("--crop-size", type=int, default=256, help="face crop side in the shards (the asset's default)")
-    parser.add_argument("--order", choices=("package", "shuffled"), default="package",
-                        help="record order in the shards: the package's (scrambled by write_shards; a cache "
-                             "written before that change holds UTKFace sorted by age: use a fresh --work) or "
-                             "shuffled (the manifest shuffled before the face stage; same split)")
+    parser.add_argument(
+        "--order",
+        choices=("package", "shuffled"),
+        default="package",
+        help="record order in the shards: the package's (scrambled by write_shards; a cache "
+        "written before that change holds UTKFace sorted by age: use a fresh --work) or "
+        "shuffled (the manifest shuffled before the face stage; same split)",
+    )
     parser.add_argument("--log", type=Path, default=None, help="JSON lines of finished trainings")
     return parser.parse_args(argv)
 
@@ -101,12 +113,15 @@ def candidate(spec: str, recipes: dict):
             training[key] = _value(text, getattr(base.training, key))
         else:
             raise SystemExit(f"--try {spec!r}: {key} is not a ModelConfig or TrainingConfig field")
-    return name.strip(), Recipe(dataclasses.replace(base.network, **network), dataclasses.replace(base.training, **training))
+    return name.strip(), Recipe(
+        dataclasses.replace(base.network, **network), dataclasses.replace(base.training, **training)
+    )
 
 
 def scaled(recipe, input_size: int, width: float, seed: int, max_epochs: int | None, patience: int | None):
-    network = dataclasses.replace(recipe.network, input_size=input_size,
-                                  filters=tuple(max(1, round(f * width)) for f in recipe.network.filters))
+    network = dataclasses.replace(
+        recipe.network, input_size=input_size, filters=tuple(max(1, round(f * width)) for f in recipe.network.filters)
+    )
     changes = {"seed": seed}
     if max_epochs is not None:
         changes["max_epochs"] = max_epochs
@@ -120,11 +135,17 @@ def differences(network, training) -> str:
     from agenet_pipeline.model.recipes import RECIPES
 
     seed = RECIPES["seed"]
-    changed = [f"{f.name}={getattr(network, f.name)}" for f in dataclasses.fields(network)
-               if f.name not in ("input_size", "filters") and getattr(network, f.name) != getattr(seed.network, f.name)]
-    changed += [f"{f.name}={getattr(training, f.name)}" for f in dataclasses.fields(training)
-                if f.name not in ("seed", "max_epochs", "patience")
-                and getattr(training, f.name) != getattr(seed.training, f.name)]
+    changed = [
+        f"{f.name}={getattr(network, f.name)}"
+        for f in dataclasses.fields(network)
+        if f.name not in ("input_size", "filters") and getattr(network, f.name) != getattr(seed.network, f.name)
+    ]
+    changed += [
+        f"{f.name}={getattr(training, f.name)}"
+        for f in dataclasses.fields(training)
+        if f.name not in ("seed", "max_epochs", "patience")
+        and getattr(training, f.name) != getattr(seed.training, f.name)
+    ]
     return ", ".join(changed) or "(the paper's)"
 
 
@@ -142,9 +163,17 @@ def train_and_score(network, training, files: dict, work: Path) -> dict:
     trained = time.perf_counter() - started
     keys, probabilities = predict_files(result.model, files["test"])
     scores = score(probabilities, keys["age"].to_numpy())
-    return {"exact": scores.exact, "one_off": scores.one_off, "mae": scores.mae, "count": scores.count,
-            "epochs": result.epochs, "best_epoch": result.best_epoch, "train_s": trained,
-            "val_loss": min(result.history["val_loss"]), "params": result.model.count_params()}
+    return {
+        "exact": scores.exact,
+        "one_off": scores.one_off,
+        "mae": scores.mae,
+        "count": scores.count,
+        "epochs": result.epochs,
+        "best_epoch": result.best_epoch,
+        "train_s": trained,
+        "val_loss": min(result.history["val_loss"]),
+        "params": result.model.count_params(),
+    }
 
 
 def summary(values: list[float], digits: int) -> str:
@@ -158,12 +187,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     command = ".venv/bin/python benchmarks/quality.py " + shlex.join(sys.argv[1:] if argv is None else argv)
     if not args.utkface.is_dir():
-        print(f"NOTE: {args.utkface} is absent: this benchmark needs the real UTKFace chips "
-              "(../shared/data/utkface_part1 beside the project); nothing to measure, exiting.")
+        print(
+            f"NOTE: {args.utkface} is absent: this benchmark needs the real UTKFace chips "
+            "(../shared/data/utkface_part1 beside the project); nothing to measure, exiting."
+        )
         return 0
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    data = _training_benchmark().prepare_shards(args.work, args.utkface, args.crop_size,
-                                                     shuffle_rows=args.order == "shuffled")
+    data = _training_benchmark().prepare_shards(
+        args.work, args.utkface, args.crop_size, shuffle_rows=args.order == "shuffled"
+    )
     files, ages = data["files"], data["ages"]
 
     from agenet_pipeline.model.metrics import constant_guess
@@ -174,9 +206,12 @@ def main(argv: list[str] | None = None) -> int:
         name, recipe = candidate(spec, RECIPES)
         recipes[name] = recipe
     log = args.log or args.work / "quality-runs.jsonl"
-    print(f"{data['source']}: train {len(ages['train'])}, validation {len(ages['validation'])}, "
-          f"test {len(ages['test'])} photos; input {args.input_size}x{args.input_size}; conv filters x{args.width} "
-          f"for every recipe; seeds {args.seeds}; runs logged to {log}", flush=True)
+    print(
+        f"{data['source']}: train {len(ages['train'])}, validation {len(ages['validation'])}, "
+        f"test {len(ages['test'])} photos; input {args.input_size}x{args.input_size}; conv filters x{args.width} "
+        f"for every recipe; seeds {args.seeds}; runs logged to {log}",
+        flush=True,
+    )
 
     results: dict[str, list[dict]] = {name: [] for name in recipes}
     settings: dict[str, str] = {}
@@ -188,28 +223,49 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\n=== {name} (seed {seed}): {network} {training}", flush=True)
             result = train_and_score(network, training, files, args.work)
             results[name].append(result)
-            print(f"=== {name} (seed {seed}): exact {result['exact']:.3f}, one-off {result['one_off']:.3f}, "
-                  f"MAE {result['mae']:.2f} y, {result['epochs']} epochs (best {result['best_epoch']}), "
-                  f"{result['train_s']:.0f} s", flush=True)
+            print(
+                f"=== {name} (seed {seed}): exact {result['exact']:.3f}, one-off {result['one_off']:.3f}, "
+                f"MAE {result['mae']:.2f} y, {result['epochs']} epochs (best {result['best_epoch']}), "
+                f"{result['train_s']:.0f} s",
+                flush=True,
+            )
             with open(log, "a") as f:
-                f.write(json.dumps({"recipe": name, "seed": seed, "order": args.order, "input_size": args.input_size,
-                                    "width": args.width, "network": dataclasses.asdict(network), "training": dataclasses.asdict(training),
-                                    **result}) + "\n")
+                f.write(
+                    json.dumps(
+                        {
+                            "recipe": name,
+                            "seed": seed,
+                            "order": args.order,
+                            "input_size": args.input_size,
+                            "width": args.width,
+                            "network": dataclasses.asdict(network),
+                            "training": dataclasses.asdict(training),
+                            **result,
+                        }
+                    )
+                    + "\n"
+                )
 
     chance = constant_guess(ages["train"], ages["test"])
-    print(f"\n## Test quality on UTKFace ({data['source']}, {len(ages['test'])} test photos, {args.order} record "
-          f"order), input "
-          f"{args.input_size}x{args.input_size}, conv filters x{args.width} (the paper's 64..1024 scaled), "
-          f"{'mean (min..max) over seeds ' + str(args.seeds) if len(args.seeds) > 1 else 'seed ' + str(args.seeds[0])}\n")
+    print(
+        f"\n## Test quality on UTKFace ({data['source']}, {len(ages['test'])} test photos, {args.order} record "
+        f"order), input "
+        f"{args.input_size}x{args.input_size}, conv filters x{args.width} (the paper's 64..1024 scaled), "
+        f"{'mean (min..max) over seeds ' + str(args.seeds) if len(args.seeds) > 1 else 'seed ' + str(args.seeds[0])}\n"
+    )
     print("| recipe | exact accuracy | one-off accuracy | MAE (years) | epochs (best) | train time (s) |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
     for name, rows in results.items():
-        print(f"| {name} | {summary([r['exact'] for r in rows], 3)} | {summary([r['one_off'] for r in rows], 3)} | "
-              f"{summary([r['mae'] for r in rows], 2)} | "
-              f"{', '.join(str(r['epochs']) + ' (' + str(r['best_epoch']) + ')' for r in rows)} | "
-              f"{statistics.fmean([r['train_s'] for r in rows]):.0f} |")
-    print(f"| constant guess (most frequent training bin) | {chance.exact:.3f} | {chance.one_off:.3f} | "
-          f"{chance.mae:.2f} | - | - |")
+        print(
+            f"| {name} | {summary([r['exact'] for r in rows], 3)} | {summary([r['one_off'] for r in rows], 3)} | "
+            f"{summary([r['mae'] for r in rows], 2)} | "
+            f"{', '.join(str(r['epochs']) + ' (' + str(r['best_epoch']) + ')' for r in rows)} | "
+            f"{statistics.fmean([r['train_s'] for r in rows]):.0f} |"
+        )
+    print(
+        f"| constant guess (most frequent training bin) | {chance.exact:.3f} | {chance.one_off:.3f} | "
+        f"{chance.mae:.2f} | - | - |"
+    )
     print("\nSettings (beyond the input size and filters, what differs from the paper's recipe):")
     for name, text in settings.items():
         print(f"- {name}: {text}")
@@ -219,13 +275,21 @@ def main(argv: list[str] | None = None) -> int:
             if name == "seed":
                 continue
             means = {k: statistics.fmean([r[k] for r in rows]) for k in ("exact", "one_off", "mae")}
-            wins = [means["exact"] > seed_means["exact"], means["one_off"] > seed_means["one_off"],
-                    means["mae"] < seed_means["mae"]]
-            verdict = "better on all three" if all(wins) else (
-                "NOT better on: " + ", ".join(m for m, w in zip(("exact", "one-off", "MAE"), wins) if not w))
-            print(f"Target, {name} better than seed on exact, one-off and MAE: {verdict} "
-                  f"(exact {means['exact'] - seed_means['exact']:+.3f}, one-off "
-                  f"{means['one_off'] - seed_means['one_off']:+.3f}, MAE {means['mae'] - seed_means['mae']:+.2f} y)")
+            wins = [
+                means["exact"] > seed_means["exact"],
+                means["one_off"] > seed_means["one_off"],
+                means["mae"] < seed_means["mae"],
+            ]
+            verdict = (
+                "better on all three"
+                if all(wins)
+                else ("NOT better on: " + ", ".join(m for m, w in zip(("exact", "one-off", "MAE"), wins) if not w))
+            )
+            print(
+                f"Target, {name} better than seed on exact, one-off and MAE: {verdict} "
+                f"(exact {means['exact'] - seed_means['exact']:+.3f}, one-off "
+                f"{means['one_off'] - seed_means['one_off']:+.3f}, MAE {means['mae'] - seed_means['mae']:+.2f} y)"
+            )
     print(f"\nTotal time {time.perf_counter() - total:.0f} s. Command: {command}")
     return 0
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Self
 
 import numpy as np
 
@@ -79,7 +80,7 @@ class FaceDetector:
     def close(self) -> None:
         self._detector.close()
 
-    def __enter__(self) -> FaceDetector:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -2,7 +2,9 @@
 
 The code is a copy of the few modules the pyfunc needs (`SERVING_CODE`), logged with the model, so that
 `mlflow.pyfunc.load_model("models:/agenet@champion")` works in a process that has the libraries but not
-this package, and an old version keeps the code it was logged with.
+this package, and an old version keeps the code it was logged with. MLflow puts that copy first on sys.path
+when it loads the model, so a process that also uses this package should import it before loading one (as
+the `agenet` command does); a package already imported is the one used.
 """
 
 from __future__ import annotations
