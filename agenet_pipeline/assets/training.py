@@ -42,6 +42,9 @@ class ModelTrainingConfig(Config):
     dense_units: list[int] | None = Field(default=None, description="Units per dense layer (256, 128)")
     dropout: float | None = Field(default=None, description="Dropout after each conv layer (0.187)")
     learning_rate: float | None = Field(default=None, description="Adam learning rate (3e-4)")
+    lr_plateau_patience: int | None = Field(
+        default=None, description="Epochs without validation improvement before the learning rate is cut to 0.3x"
+    )
     batch_size: int | None = Field(default=None, description="Batch size (32)")
     max_epochs: int | None = Field(default=None, description="Epoch limit; early stopping usually ends sooner (30)")
     patience: int | None = Field(default=None, description="Epochs without validation improvement before stopping (4)")

@@ -33,6 +33,7 @@ class TrainingConfig:
     augment: bool = True
     label_sigma: float | None = None
     mixed_precision: bool = False
+    lr_plateau_patience: int | None = None  # epochs without improvement before the learning rate is cut to 0.3x
 
 
 @dataclass(frozen=True)
@@ -123,6 +124,9 @@ def train(
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     backup = keras.callbacks.BackupAndRestore(str(checkpoint_dir / "backup"), save_freq="epoch", double_checkpoint=True)
     stopping = keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience, restore_best_weights=True)
+    if config.lr_plateau_patience:
+        plateau = keras.callbacks.ReduceLROnPlateau(factor=0.3, patience=config.lr_plateau_patience, min_lr=1e-5)
+        callbacks = [plateau, *callbacks]
     resumed = _resumed_epoch(checkpoint_dir / "backup")
     history = model.fit(
         train_data,

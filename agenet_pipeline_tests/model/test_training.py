@@ -58,7 +58,8 @@ def test_killed_training_resumes_from_its_last_checkpoint(records, tmp_path):
 
 
 def test_training_learns_and_restores_the_best_epoch(records, tmp_path):
-    result = train(TINY, dataclasses.replace(FAST, max_epochs=4), records["train"], records["validation"], tmp_path)
+    config = dataclasses.replace(FAST, max_epochs=4, lr_plateau_patience=1)
+    result = train(TINY, config, records["train"], records["validation"], tmp_path)
     assert result.epochs == 4 and result.resumed_at_epoch == 0
     assert 1 <= result.best_epoch <= 4
     assert result.history["loss"][-1] < result.history["loss"][0]
