@@ -18,7 +18,7 @@ from dagster import (
 )
 from pydantic import Field
 
-from agenet_pipeline.assets.metadata import markdown_table, png_metadata, status_counts
+from agenet_pipeline.assets.metadata import markdown_table, png_metadata, reconciliation_result, status_counts
 from agenet_pipeline.datasets.reconciliation import reconcile_faces
 from agenet_pipeline.faces.preview import preview_grid
 from agenet_pipeline.faces.sharded import run_face_stage
@@ -136,15 +136,7 @@ def _rows_reconcile(dataset: str):
     def rows_reconcile(home: AgeNetHome) -> AssetCheckResult:
         manifest = pl.read_parquet(home.manifest_path(dataset), columns=["row", "status"])
         result = reconcile_faces(manifest, scan_faces(home.faces_folder(dataset), ["row", "status"]).collect())
-        return AssetCheckResult(
-            passed=result.passed,
-            severity=AssetCheckSeverity.ERROR,
-            metadata={
-                "rows": MetadataValue.text(result.statement),
-                "rows by outcome": markdown_table(result.table),
-                "problems": MetadataValue.text("; ".join(result.problems) or "none"),
-            },
-        )
+        return reconciliation_result(result, "rows by outcome")
 
     return rows_reconcile
 

@@ -14,7 +14,7 @@ from dagster import (
 )
 from pydantic import Field
 
-from agenet_pipeline.assets.metadata import age_histogram, counts_by, markdown_table
+from agenet_pipeline.assets.metadata import age_histogram, counts_by, markdown_table, reconciliation_result
 from agenet_pipeline.datasets.labels import binned_labels
 from agenet_pipeline.datasets.manifest import OK
 from agenet_pipeline.datasets.reconciliation import reconcile_splits
@@ -112,15 +112,7 @@ def rows_reconcile(home: AgeNetHome) -> AssetCheckResult:
         scan_faces(home.faces_folder(d), ["row", "status"]).collect().with_columns(dataset=pl.lit(d)) for d in DATASETS
     )
     result = reconcile_splits(faces, pl.read_parquet(home.splits_path, columns=["dataset", "row", "status", "split"]))
-    return AssetCheckResult(
-        passed=result.passed,
-        severity=AssetCheckSeverity.ERROR,
-        metadata={
-            "rows": MetadataValue.text(result.statement),
-            "rows per dataset and split": markdown_table(result.table),
-            "problems": MetadataValue.text("; ".join(result.problems) or "none"),
-        },
-    )
+    return reconciliation_result(result, "rows per dataset and split")
 
 
 @asset_check(asset=data_splits, description="Every age bin has rows in train, validation and test")

@@ -4,7 +4,7 @@ import base64
 from pathlib import Path
 
 import polars as pl
-from dagster import MetadataValue
+from dagster import AssetCheckResult, AssetCheckSeverity, MetadataValue
 
 from agenet_pipeline.faces.storage import atomic_path
 from agenet_pipeline.model.bins import SEED_BINS
@@ -14,6 +14,19 @@ def markdown_table(frame: pl.DataFrame) -> MetadataValue:
     header = "| " + " | ".join(frame.columns) + " |\n|" + "---|" * len(frame.columns) + "\n"
     body = "".join("| " + " | ".join("" if v is None else str(v) for v in row) + " |\n" for row in frame.iter_rows())
     return MetadataValue.md(header + body)
+
+
+def reconciliation_result(result, table_name: str) -> AssetCheckResult:
+    """A `rows_reconcile` check's outcome: the equation with its numbers, the table behind it, any problems."""
+    return AssetCheckResult(
+        passed=result.passed,
+        severity=AssetCheckSeverity.ERROR,
+        metadata={
+            "rows": MetadataValue.text(result.statement),
+            table_name: markdown_table(result.table),
+            "problems": MetadataValue.text("; ".join(result.problems) or "none"),
+        },
+    )
 
 
 def counts_by(frame: pl.DataFrame, *columns: str) -> pl.DataFrame:
