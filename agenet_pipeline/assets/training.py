@@ -120,15 +120,13 @@ def _train(
 ) -> MaterializeResult:
     from agenet_pipeline.model.experiment import tracked_training
 
-    with _final_on_training_error():
-        data = _training_data(splits, files, datasets, inputs)
-
     uri = mlflow.uri(home)
     tags = {"dagster.run_id": context.run_id, "dagster.asset": name}
     recipe = config.recipe_with_changes()
-    # A resumed run must be the same training: same recipe, same data.
-    same_training = hashlib.sha256(f"{recipe}|{sorted(data.lineage.items())}".encode()).hexdigest()[:12]
     with _final_on_training_error():
+        data = _training_data(splits, files, datasets, inputs)
+        # A resumed run must be the same training: same recipe, same data.
+        same_training = hashlib.sha256(f"{recipe}|{sorted(data.lineage.items())}".encode()).hexdigest()[:12]
         run = tracked_training(
             uri,
             mlflow.experiment,

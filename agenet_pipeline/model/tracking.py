@@ -111,16 +111,16 @@ class RegisteredVersion:
 def log_and_register(
     model: keras.Model, input_size: int, bins: int, registered_name: str | None
 ) -> RegisteredVersion | None:
-    """Log the model to the active run twice: the Keras network as `model` (with a signature: `input_example`
-    crashes the Keras flavour), and the served model (photos in, ages out) as `serving_model`, which is
-    registered as a new version of `registered_name` when that is given."""
+    """Log the Keras network to the active run as `model` (with a signature: `input_example` crashes the Keras
+    flavour). When `registered_name` is given, also log the served model (photos in, ages out) as
+    `serving_model` and register it as a new version of that name; a model nobody serves is not packaged."""
     mlflow.keras.log_model(
         model,
         name="model",
         signature=signature(input_size, bins),
         pip_requirements=pinned_requirements("mlflow", "tensorflow", "keras", "numpy"),
     )
-    info = log_serving_model(model, name="serving_model", registered_name=registered_name)
     if registered_name is None:
         return None
+    info = log_serving_model(model, name="serving_model", registered_name=registered_name)
     return RegisteredVersion(registered_name, str(info.registered_model_version), mlflow.active_run().info.run_id)
