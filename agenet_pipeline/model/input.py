@@ -14,9 +14,15 @@ AUTOTUNE = tf.data.AUTOTUNE
 
 
 def soft_labels(age: tf.Tensor, bins: AgeBins, sigma: float) -> tf.Tensor:
-    """A label distribution: the mass of a normal distribution around `age` (sd `sigma` years) in each bin."""
+    """A label distribution: the mass of a normal distribution around `age` (sd `sigma` years) in each bin.
+
+    An age in whole years (as UTKFace and IMDB give it) names a year of life, so the distribution is centred in
+    the middle of that year. Centred on the birthday itself, the first year of a bin would be a cut point, with
+    as much mass on the bin below as on its own.
+    """
+    centre = tf.where(age == tf.floor(age), age + 0.5, age)
     edges = tf.constant([*bins.cut_points[1:]], tf.float32)
-    cdf = 0.5 * (1 + tf.math.erf((edges - age[..., None]) / (sigma * math.sqrt(2))))
+    cdf = 0.5 * (1 + tf.math.erf((edges - centre[..., None]) / (sigma * math.sqrt(2))))
     zeros, ones = tf.zeros_like(cdf[..., :1]), tf.ones_like(cdf[..., :1])
     cdf = tf.concat([zeros, cdf, ones], axis=-1)
     return cdf[..., 1:] - cdf[..., :-1]
