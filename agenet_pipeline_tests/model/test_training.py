@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from agenet_pipeline.model.architecture import SEED
+from agenet_pipeline.model.recipes import RECIPES
 from agenet_pipeline.model.training import TrainingConfig, TrainingError, check_training_set, train
 
 TINY = dataclasses.replace(SEED, input_size=32, filters=(8, 16), dense_units=(16,))
@@ -64,6 +65,17 @@ def test_training_learns_and_restores_the_best_epoch(records, tmp_path):
     assert 1 <= result.best_epoch <= 4
     assert result.history["loss"][-1] < result.history["loss"][0]
     assert set(result.history) >= {"loss", "accuracy", "one_off_accuracy", "val_loss", "val_accuracy"}
+
+
+def test_recommended_recipe_trains_on_label_distributions(records, tmp_path):
+    recipe = RECIPES["recommended"]
+    network = dataclasses.replace(recipe.network, input_size=32, filters=(8, 16), dense_units=(16,))
+    config = dataclasses.replace(recipe.training, max_epochs=3, batch_size=8)
+    assert config.label_sigma
+    result = train(network, config, records["train"], records["validation"], tmp_path)
+    assert result.epochs == 3 and result.history["loss"][-1] < result.history["loss"][0]
+    probabilities = result.model.predict_on_batch(np.zeros((2, 32, 32, 3), np.float32))
+    assert probabilities.shape == (2, 10) and np.allclose(probabilities.sum(axis=1), 1, atol=1e-5)
 
 
 def test_empty_or_single_bin_training_sets_are_refused():
