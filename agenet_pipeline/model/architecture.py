@@ -4,7 +4,7 @@
 stride 2), ReLU, max-pooling after the first four, dropout 0.187 after each, dense 256-128 and a softmax over
 the age bins. `RECOMMENDED` adds batch normalisation and global average pooling, with lighter dropout (0.1:
 with batch normalisation and the augmentation, 0.25 left the network underfitting); its softmax is trained on
-soft labels and read out as an expected age (see `training.py`).
+soft labels (`input.soft_labels`) and read out as an expected age (`AgeBins.expected_age`).
 """
 
 from __future__ import annotations
