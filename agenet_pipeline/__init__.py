@@ -9,7 +9,7 @@ __all__ = ["defs"]
 
 def __getattr__(name: str):
     if name == "defs":
-        from agenet_pipeline.definitions import defs
+        from agenet_pipeline.pipeline.definitions import defs
 
         return defs
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -109,9 +109,9 @@ def evenly_spaced(frame, limit: int | None):
 def datasets(args, scratch: Path):
     import polars as pl
 
-    from agenet_pipeline.datasets.demo import demo_dataset
-    from agenet_pipeline.datasets.manifest import OK
+    from agenet_pipeline.core.status import OK
     from agenet_pipeline.datasets.utkface import read_utkface
+    from agenet_pipeline.demo.writers import demo_dataset
 
     found = []
     if args.utkface.is_dir():
@@ -127,10 +127,10 @@ def datasets(args, scratch: Path):
 def bench_dataset(name: str, manifest, args, scratch: Path, max_workers: int) -> dict:
     from agenet_pipeline.faces.detector import FaceDetector, resolve_model
     from agenet_pipeline.faces.images import ImageRejected, decode_rgb
+    from agenet_pipeline.faces.settings import FaceSettings
     from agenet_pipeline.faces.sharded import run_face_stage
-    from agenet_pipeline.faces.stage import FaceStageSettings
 
-    settings, model = FaceStageSettings(), resolve_model()
+    settings, model = FaceSettings(), resolve_model()
     paths = list(manifest["image_path"])
     n = len(paths)
     datas = [Path(p).read_bytes() for p in paths]  # warms the page cache for every mode

@@ -60,7 +60,7 @@ def photo_with_one_face(seed: int) -> bytes:
     import cv2
     import numpy as np
 
-    from agenet_pipeline.datasets.synthetic_faces import draw_face
+    from agenet_pipeline.demo.synthetic_faces import draw_face
 
     rng = np.random.default_rng(seed)
     width, height = PHOTO_SIZE
@@ -82,8 +82,8 @@ def served_model(args: argparse.Namespace, folder: Path) -> tuple[Path, str]:
         uri, described = args.model, args.model
     else:
         from agenet_pipeline.model.architecture import ModelConfig, build_model
-        from agenet_pipeline.model.tracking import use_experiment
         from agenet_pipeline.serving.packaging import log_serving_model
+        from agenet_pipeline.tracking.runs import use_experiment
 
         config = ModelConfig(input_size=64, filters=(16, 32, 64, 128, 256))
         use_experiment(f"sqlite:///{folder / 'mlflow.db'}", "benchmark", str(folder / "artifacts"))
@@ -175,7 +175,7 @@ def write_video(path: Path, frames: int) -> None:
     import cv2
     import numpy as np
 
-    from agenet_pipeline.datasets.synthetic_faces import draw_face
+    from agenet_pipeline.demo.synthetic_faces import draw_face
 
     face = cv2.cvtColor(draw_face(40.0, np.random.default_rng(0), 260), cv2.COLOR_RGB2BGR)
     width, height = PHOTO_SIZE
@@ -206,7 +206,7 @@ def main() -> None:
     import mlflow
 
     # The package first: loading a serving model puts the model's own partial copy of it on sys.path.
-    import agenet_pipeline.datasets.synthetic_faces
+    import agenet_pipeline.demo.synthetic_faces
     import agenet_pipeline.serving.webcam  # noqa: F401
 
     with tempfile.TemporaryDirectory(prefix="agenet-inference-") as tmp:

@@ -152,8 +152,8 @@ def differences(network, training) -> str:
 def train_and_score(network, training, files: dict, work: Path) -> dict:
     import keras
 
+    from agenet_pipeline.model.batch_prediction import predict_files
     from agenet_pipeline.model.metrics import score
-    from agenet_pipeline.model.predict import predict_files
     from agenet_pipeline.model.training import train
 
     keras.backend.clear_session()

@@ -11,7 +11,7 @@ folder is absent the synthetic demo UTKFace set is used instead (a note says so)
 cached under `--work` (default /tmp/agenet-bench), so only the first run pays for the face stage.
 
 What each number measures (all at `--input-size`, batch `--batch-size`, the `seed` recipe's network and training):
-- pipeline + model: `model.fit` on `input.batches(train files, training=True)` (interleave, parallel decode and
+- pipeline + model: `model.fit` on `input.batches(train files, shuffle=True, augment=True)` (interleave, parallel decode and
   resize, shuffle, augmentation in the graph, prefetch), exactly what `training.train` feeds it.
 - in-memory + model: the same compiled model, `model.fit` on the same photos decoded and resized once beforehand
   (by the same `tf.image` calls, via `input.examples`) into float32 tensors, pre-batched, `from_tensor_slices`,
@@ -20,7 +20,7 @@ What each number measures (all at `--input-size`, batch `--batch-size`, the `see
 - Each run is one `fit` call of `--warmup` + `--steps` batches; a callback times the last `--steps` batches (so
   graph tracing and the pipeline's start-up are left out). The modes run one after the other within each run
   (in reverse order every other run), each ratio to in-memory is taken within a run; medians over `--runs`.
-- pipeline alone: `input.batches(..., training=True)` iterated with no model, `--pipeline-batches` batches after
+- pipeline alone: `input.batches(..., shuffle=True, augment=True)` iterated with no model, `--pipeline-batches` batches after
   `--warmup` (reading each batch to numpy is left out: the iteration pulls tensors only), median over runs.
 - CPU ms/image: this process's CPU seconds (all its threads: the model's and tf.data's) per timed image. The
   "ratio (CPU)" is in-memory CPU ms/image / this mode's: the rate ratio to expect when the model already keeps
@@ -82,15 +82,15 @@ def prepare_shards(
     from agenet_pipeline.datasets.splits import SPLITS, assign_splits
     from agenet_pipeline.datasets.utkface import read_utkface
     from agenet_pipeline.faces.detector import resolve_model
+    from agenet_pipeline.faces.settings import FaceSettings
     from agenet_pipeline.faces.sharded import run_face_stage
-    from agenet_pipeline.faces.stage import FaceStageSettings
     from agenet_pipeline.faces.storage import scan_faces
-    from agenet_pipeline.faces.tfrecords import shard_files, write_shards
+    from agenet_pipeline.model.records import shard_files, write_shards
 
     if utkface is not None and utkface.is_dir():
         source, root = "utkface_part1", utkface
     else:
-        from agenet_pipeline.datasets.demo import demo_dataset
+        from agenet_pipeline.demo.writers import demo_dataset
 
         source = f"demo-utkface-{demo_count}"
         root = demo_dataset(work / "demo", "utkface", demo_count)
@@ -110,7 +110,7 @@ def prepare_shards(
     manifest = number_rows(manifest)
     faces_folder = base / "faces"
     faces_folder.mkdir(parents=True, exist_ok=True)
-    settings = FaceStageSettings(size=crop_size, fallback_whole_image=True)  # as configs/real_datasets.yaml
+    settings = FaceSettings(crop_size=crop_size, fallback_whole_image=True)  # as configs/real_datasets.yaml
     run_face_stage(manifest, faces_folder, resolve_model(), settings, shard_size=2000, workers=workers)
     faces = scan_faces(faces_folder).drop("crop_jpeg", "box").collect()
     splits = assign_splits(binned_labels([faces]), evaluation_datasets=())
@@ -259,7 +259,7 @@ def pipeline_dataset(
 
     if variant == "package":
         return inp.batches(
-            files, input_size, batch_size, training=True, seed=training.seed, label_sigma=training.label_sigma
+            files, input_size, batch_size, shuffle=True, augment=True, seed=training.seed, label_sigma=training.label_sigma
         ).repeat()
     bins = len(inp.SEED_BINS)
     records = inp._records(files, input_size, training.seed, 2048).batch(batch_size)
@@ -378,7 +378,7 @@ def main(argv: list[str] | None = None) -> int:
     memory_rate = med(results["in-memory"], "images_per_s")
     memory_cpu = med(results["in-memory"], "cpu_ms_per_image")
     labels = {
-        "pipeline": "pipeline + model (input.batches, training=True)",
+        "pipeline": "pipeline + model (input.batches, shuffle and augment)",
         "in-memory": "in-memory tensors + model (the floor)",
         **{v: f"{text} + model" for v, text in VARIANTS.items()},
     }

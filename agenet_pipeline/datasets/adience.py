@@ -12,8 +12,9 @@ from pathlib import Path
 
 import polars as pl
 
-from agenet_pipeline.datasets.manifest import OK, manifest_frame, rejected, require_folder
-from agenet_pipeline.model.bins import age_problem
+from agenet_pipeline.core.ages import age_problem
+from agenet_pipeline.core.status import OK
+from agenet_pipeline.datasets.manifest import manifest_frame, rejected, require_folder
 
 DATASET = "adience"
 FOLDS = 5

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import polars as pl
 
-from agenet_pipeline.datasets.manifest import OK, file_group, manifest_frame, rejected, require_folder
-from agenet_pipeline.model.bins import age_problem
+from agenet_pipeline.core.ages import age_problem
+from agenet_pipeline.core.status import OK
+from agenet_pipeline.datasets.manifest import file_group, manifest_frame, rejected, require_folder
 
 DATASET = "appa_real"
 SPLITS = ("train", "valid", "test")

@@ -15,8 +15,9 @@ import numpy as np
 import polars as pl
 import scipy.io
 
-from agenet_pipeline.datasets.manifest import OK, manifest_frame, require_folder
-from agenet_pipeline.model.bins import age_problem
+from agenet_pipeline.core.ages import age_problem
+from agenet_pipeline.core.status import OK
+from agenet_pipeline.datasets.manifest import manifest_frame, require_folder
 
 DATASET = "imdb_wiki"
 FIELDS = ("dob", "photo_taken", "full_path", "gender", "face_score", "second_face_score")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from agenet_pipeline.datasets.manifest import OK
-from agenet_pipeline.model.bins import ADIENCE_BINS, SEED_BINS, AgeBins
+from agenet_pipeline.core.ages import ADIENCE_BINS, SEED_BINS, AgeBins
+from agenet_pipeline.core.status import OK
 
 LABEL_COLUMNS = [
     "dataset",

@@ -9,8 +9,6 @@ from pathlib import Path
 
 import polars as pl
 
-OK = "ok"
-
 MANIFEST_SCHEMA = {
     "dataset": pl.String,
     "image_path": pl.String,

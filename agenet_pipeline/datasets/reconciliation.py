@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from agenet_pipeline.datasets.manifest import OK
+from agenet_pipeline.core.status import OK
 from agenet_pipeline.datasets.splits import EVALUATION, HELD_OUT, REJECTED, SPLITS
 
 SPLIT_COLUMNS = (*SPLITS, EVALUATION, HELD_OUT, REJECTED)
@@ -55,7 +55,7 @@ def reconcile_faces(manifest: pl.DataFrame, faces: pl.DataFrame) -> Reconciliati
     usable = outcomes.pop(OK, 0)
     terms = " + ".join([f"{usable:,} ok", *(f"{n:,} {reason}" for reason, n in outcomes.items())])
     table = pl.DataFrame(
-        [("ok", usable), *outcomes.items()],
+        [(OK, usable), *outcomes.items()],
         schema=["outcome", "rows"],
         orient="row",
         schema_overrides={"rows": pl.Int64},

@@ -11,7 +11,7 @@ import hashlib
 
 import polars as pl
 
-from agenet_pipeline.datasets.manifest import OK
+from agenet_pipeline.core.status import OK
 
 SPLITS = ("train", "validation", "test")
 EVALUATION = "evaluation"

@@ -18,9 +18,10 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
+from agenet_pipeline.core.ages import ADIENCE_BINS, MAX_AGE, SEED_BINS, AgeBins
 from agenet_pipeline.datasets.adience import FOLDS
-from agenet_pipeline.evaluation.predictions import Predictions
-from agenet_pipeline.model.bins import ADIENCE_BINS, MAX_AGE, SEED_BINS, AgeBins
+from agenet_pipeline.model.batch_prediction import Predictions
+from agenet_pipeline.model.metrics import bin_accuracies
 
 GUESS_LABEL = "25-32"
 MAPPINGS = ("bin mass", "expected age")
@@ -48,19 +49,14 @@ def adience_predictions(probabilities: np.ndarray, mapping: str) -> np.ndarray:
     raise ValueError(f"mapping must be one of {', '.join(MAPPINGS)}, not {mapping!r}")
 
 
-def _accuracies(predicted: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
-    distance = np.abs(predicted - truth)
-    return float(np.mean(distance == 0)), float(np.mean(distance <= 1))
-
-
 def fold_scores(predictions: Predictions, fold: int) -> list[dict]:
     """One row per mapping: exact and one-off of the model and of the constant guess on one fold's faces."""
     truth = ADIENCE_BINS.index(predictions.ages)
     guess = np.full(len(truth), ADIENCE_BINS.labels.index(GUESS_LABEL))
-    guess_exact, guess_one_off = _accuracies(guess, truth)
+    guess_exact, guess_one_off = bin_accuracies(guess, truth)
     rows = []
     for mapping in MAPPINGS:
-        exact, one_off = _accuracies(adience_predictions(predictions.probabilities, mapping), truth)
+        exact, one_off = bin_accuracies(adience_predictions(predictions.probabilities, mapping), truth)
         rows.append(
             {
                 "fold": fold,

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from agenet_pipeline.evaluation.report import Calibration
+from agenet_pipeline.evaluation.scores import Calibration
 
 DPI = 80
 

@@ -11,10 +11,9 @@ import polars as pl
 import tensorflow as tf
 
 from agenet_pipeline.evaluation.adience import shared_users
-from agenet_pipeline.evaluation.predictions import Predictions, concat
-from agenet_pipeline.faces.tfrecords import feature_spec
+from agenet_pipeline.model.batch_prediction import Predictions, concat, predict_files
 from agenet_pipeline.model.input import batches
-from agenet_pipeline.model.predict import predict_files
+from agenet_pipeline.model.records import feature_spec
 
 
 @dataclass(frozen=True)
@@ -49,7 +48,9 @@ def _fine_tuned(model_path: Path, train_files: list[str], settings: FineTuning) 
     keras.utils.set_random_seed(settings.seed)
     model = keras.models.load_model(model_path)
     model.compile(optimizer=keras.optimizers.Adam(settings.learning_rate), loss="categorical_crossentropy")
-    data = batches(train_files, model.input_shape[1], settings.batch_size, training=True, seed=settings.seed)
+    data = batches(
+        train_files, model.input_shape[1], settings.batch_size, shuffle=True, augment=True, seed=settings.seed
+    )
     model.fit(data, epochs=settings.epochs, verbose=0)
     return model
 

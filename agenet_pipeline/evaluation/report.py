@@ -1,206 +1,141 @@
-"""What the evaluation report says about a model, each score beside a constant guess of the most frequent bin.
+"""The reports a person reads, in markdown: one per model, and one for the Adience benchmark.
 
-Scores per dataset and split (the paper's Table 4), the confusion matrix (its Figure 8), precision and recall
-per bin, calibration, and UTKFace scores per gender and race. The constant guess always answers the most
-frequent bin of the model's training set: a model that scores no better has learned nothing.
+Images are written by a link function, so that the same text serves a file beside its PNGs (MLflow
+artifacts) and the Dagster UI (images inline as base64).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 
-import numpy as np
 import polars as pl
 
-from agenet_pipeline.evaluation.predictions import Predictions
-from agenet_pipeline.model.bins import SEED_BINS, AgeBins
-from agenet_pipeline.model.metrics import score
+from agenet_pipeline.core.ages import SEED_BINS, AgeBins
+from agenet_pipeline.core.datasets import DATASETS
+from agenet_pipeline.core.markdown import inline_png, table
+from agenet_pipeline.evaluation.adience import GUESS_LABEL, Benchmark
+from agenet_pipeline.evaluation.scores import AGGREGATED, Evaluation, GroupScores
 
-AGGREGATED = "aggregated"
-METRICS = ("exact", "one_off", "mae")
-UNKNOWN = "unknown"
-
-
-def most_frequent_bin(train_ages: np.ndarray, bins: AgeBins = SEED_BINS) -> int:
-    if len(train_ages) == 0:
-        raise ValueError("no training ages: the constant guess needs the training split's labels")
-    return int(np.bincount(bins.index(train_ages), minlength=len(bins)).argmax())
+METRIC_NAMES = {"exact": "Exact bin accuracy", "one_off": "One-off accuracy", "mae": "MAE (years)"}
+GAP_NAMES = {"mae": "MAE", "exact": "exact accuracy"}
+ImageLink = Callable[[str, str], str]  # (PNG file name, title) -> markdown
 
 
-def constant(examples: int, bin_index: int, bins: AgeBins = SEED_BINS) -> np.ndarray:
-    """Probabilities of always answering `bin_index`, with full confidence."""
-    guess = np.zeros((examples, len(bins)), np.float32)
-    guess[:, bin_index] = 1.0
-    return guess
+def linked_files(name: str, title: str) -> str:
+    return f"![{title}]({name})"
 
 
-def _scores(probabilities: np.ndarray, ages: np.ndarray, guess_bin: int, bins: AgeBins) -> dict[str, float]:
-    model = score(probabilities, ages, bins)
-    guess = score(constant(len(ages), guess_bin, bins), ages, bins)
-    return {
-        **{name: getattr(model, name) for name in METRICS},
-        **{f"guess_{name}": getattr(guess, name) for name in METRICS},
-    }
+def inline(images: Mapping[str, bytes]) -> ImageLink:
+    def link(name: str, title: str) -> str:
+        return inline_png(images[name], title)
+
+    return link
 
 
-def dataset_scores(predictions: Predictions, guess_bin: int, bins: AgeBins = SEED_BINS) -> pl.DataFrame:
-    """One row per split and dataset (and all datasets together, `aggregated`): examples, the model's exact,
-    one-off and MAE, and the constant guess's."""
-    rows = []
-    for split in predictions.keys["split"].unique(maintain_order=True):
-        in_split = predictions.where(pl.col("split") == split)
-        datasets = in_split.keys["dataset"].unique(maintain_order=True).to_list()
-        for dataset in [AGGREGATED, *datasets]:
-            part = in_split if dataset == AGGREGATED else in_split.where(pl.col("dataset") == dataset)
-            scores = _scores(part.probabilities, part.ages, guess_bin, bins)
-            rows.append({"dataset": dataset, "split": split, "examples": len(part), **scores})
-    return pl.DataFrame(rows)
+def _facts(facts: Mapping[str, str]) -> str:
+    return "".join(f"- **{key}**: {value}\n" for key, value in facts.items())
 
 
-def confusion_matrix(predictions: Predictions, bins: AgeBins = SEED_BINS) -> np.ndarray:
-    """Counts of (true bin, predicted bin): rows are the truth."""
-    matrix = np.zeros((len(bins), len(bins)), np.int64)
-    np.add.at(matrix, (bins.index(predictions.ages), predictions.probabilities.argmax(axis=1)), 1)
-    return matrix
+def score_table(scores: pl.DataFrame, metric: str) -> pl.DataFrame:
+    """The paper's Table 4 for one metric: a row per dataset, train and test columns, each beside the guess."""
+    splits = [s for s in ("train", "test") if s in scores["split"].to_list()]
+    titles = {AGGREGATED: "aggregated", **{d.name: d.title for d in DATASETS.values()}}
+    datasets = [d for d in titles if d in scores["dataset"].to_list()]
+    columns: dict[str, list] = {"dataset": [titles[d] for d in datasets]}
+    for split in splits:
+        part = {r["dataset"]: r for r in scores.filter(pl.col("split") == split).iter_rows(named=True)}
+        columns[split] = [part[d][metric] if d in part else None for d in datasets]
+        columns[f"{split} (constant guess)"] = [part[d][f"guess_{metric}"] if d in part else None for d in datasets]
+        columns[f"{split} examples"] = [part[d]["examples"] if d in part else None for d in datasets]
+    return pl.DataFrame(columns, strict=False)
 
 
-def per_bin(matrix: np.ndarray, guess_bin: int, bins: AgeBins = SEED_BINS) -> pl.DataFrame:
-    """Precision and recall of each bin (None where nothing was predicted, or nothing is in the bin), the
-    constant guess's beside them."""
-    true_counts, predicted_counts = matrix.sum(axis=1), matrix.sum(axis=0)
-    hits = np.diag(matrix)
-
-    def ratio(numerator: float, denominator: float) -> float | None:
-        return float(numerator / denominator) if denominator else None
-
-    total = int(matrix.sum())
-    return pl.DataFrame(
-        {
-            "bin": list(bins.labels),
-            "examples": true_counts.tolist(),
-            "predicted": predicted_counts.tolist(),
-            "precision": [ratio(h, p) for h, p in zip(hits, predicted_counts)],
-            "recall": [ratio(h, t) for h, t in zip(hits, true_counts)],
-            "guess_precision": [ratio(t, total) if i == guess_bin else None for i, t in enumerate(true_counts)],
-            "guess_recall": [(1.0 if i == guess_bin else 0.0) if t else None for i, t in enumerate(true_counts)],
-        },
-        schema_overrides={k: pl.Float64 for k in ("precision", "recall", "guess_precision", "guess_recall")},
+def _groups(groups: GroupScores) -> str:
+    shown = groups.table.select(
+        pl.col("group").alias(groups.attribute),
+        "examples",
+        pl.col("mae").alias("MAE"),
+        pl.col("guess_mae").alias("MAE (guess)"),
+        "exact",
+        pl.col("guess_exact").alias("exact (guess)"),
     )
+    lines = [table(shown)]
+    for gap in groups.gaps:
+        unit = " years" if gap.metric == "mae" else ""
+        lines.append(
+            f"\nLargest {GAP_NAMES[gap.metric]} gap by {groups.attribute}: **{gap.gap:.3f}{unit}** "
+            f"(best: {gap.best}, worst: {gap.worst}).\n"
+        )
+    if not groups.gaps:
+        lines.append(f"\nFewer than two known {groups.attribute} groups in the test split: no gap to state.\n")
+    return "".join(lines)
 
 
-@dataclass(frozen=True)
-class Calibration:
-    """Expected calibration error and the reliability table it comes from (confidence = top probability)."""
-
-    ece: float
-    table: pl.DataFrame  # lower, upper, examples, confidence (mean), accuracy
-
-
-def calibration(probabilities: np.ndarray, ages: np.ndarray, bins: AgeBins = SEED_BINS, intervals: int = 10):
-    """Examples grouped by confidence into `intervals` equal intervals; the ECE is the example-weighted mean
-    gap between accuracy and confidence."""
-    if len(ages) == 0:
-        raise ValueError("no examples to calibrate")
-    confidence = probabilities.max(axis=1).astype(np.float64)
-    correct = (probabilities.argmax(axis=1) == bins.index(ages)).astype(np.float64)
-    interval = np.minimum((confidence * intervals).astype(np.int64), intervals - 1)
-    rows, ece = [], 0.0
-    for i in range(intervals):
-        members = interval == i
-        count = int(members.sum())
-        mean_confidence = float(confidence[members].mean()) if count else None
-        accuracy = float(correct[members].mean()) if count else None
-        if count:
-            ece += count / len(ages) * abs(accuracy - mean_confidence)
-        rows.append((i / intervals, (i + 1) / intervals, count, mean_confidence, accuracy))
-    schema = {"lower": pl.Float64, "upper": pl.Float64, "examples": pl.Int64}
-    table = pl.DataFrame(rows, schema={**schema, "confidence": pl.Float64, "accuracy": pl.Float64}, orient="row")
-    return Calibration(ece, table)
-
-
-@dataclass(frozen=True)
-class Gap:
-    metric: str
-    gap: float
-    best: str
-    worst: str
-
-
-@dataclass(frozen=True)
-class GroupScores:
-    """Scores per value of one attribute (gender, race), and the largest gap between two known groups."""
-
-    attribute: str
-    table: pl.DataFrame  # group, examples, exact, one_off, mae, guess_*
-    gaps: tuple[Gap, ...]
-
-
-def group_scores(
-    predictions: Predictions, attributes: pl.DataFrame, attribute: str, guess_bin: int, bins: AgeBins = SEED_BINS
-) -> GroupScores:
-    """Scores of `predictions` per value of `attribute` (a column of `attributes`, joined on dataset and row).
-    Rows without the attribute form the group `unknown`, which is left out of the gaps."""
-    keys = predictions.keys.with_row_index("position").join(
-        attributes.select("dataset", "row", attribute), on=["dataset", "row"], how="left"
+def evaluation_report(
+    title: str, facts: Mapping[str, str], evaluation: Evaluation, image: ImageLink, bins: AgeBins = SEED_BINS
+) -> str:
+    guess = bins.labels[evaluation.guess_bin]
+    parts = [
+        f"# {title}\n\n",
+        _facts(facts),
+        (
+            f"\nEvery score stands beside the **constant guess**: always the most frequent training bin ({guess}). "
+            "MAE is of the expected age (bin midpoints weighted by the predicted probabilities).\n"
+        ),
+        "\n## Scores per dataset (the paper's Table 4)\n",
+    ]
+    for metric, name in METRIC_NAMES.items():
+        parts.append(f"\n### {name}\n\n{table(score_table(evaluation.scores, metric))}")
+    parts.append("\n## Confusion matrix, test split (the paper's Figure 8)\n\n")
+    parts.append(image("confusion_matrix.png", "confusion matrix") + "\n")
+    parts.append("\n## Precision and recall per bin, test split\n\n" + table(evaluation.per_bin))
+    parts.append(
+        f"\n## Calibration, test split\n\nExpected calibration error **{evaluation.calibration.ece:.3f}** "
+        f"(constant guess, always fully confident: {evaluation.guess_calibration.ece:.3f}).\n\n"
+        + image("reliability.png", "reliability diagram")
+        + "\n\n"
+        + table(evaluation.calibration.table)
     )
-    keys = keys.with_columns(pl.col(attribute).fill_null(UNKNOWN))
-    rows = []
-    for (group,), members in sorted(keys.partition_by(attribute, as_dict=True).items()):
-        positions = members["position"].to_numpy()
-        scores = _scores(predictions.probabilities[positions], predictions.ages[positions], guess_bin, bins)
-        rows.append({"group": group, "examples": len(positions), **scores})
-    table = pl.DataFrame(rows)
-    known = table.filter(pl.col("group") != UNKNOWN)
-    gaps = []
-    if known.height >= 2:
-        for metric, lower_is_better in (("mae", True), ("exact", False)):
-            ordered = known.sort(metric, descending=not lower_is_better)
-            best, worst = ordered.row(0, named=True), ordered.row(-1, named=True)
-            gaps.append(Gap(metric, abs(worst[metric] - best[metric]), best["group"], worst["group"]))
-    return GroupScores(attribute, table, tuple(gaps))
+    if evaluation.groups:
+        parts.append("\n## UTKFace test split by gender and race\n")
+        for groups in evaluation.groups:
+            parts.append(f"\n### By {groups.attribute}\n\n{_groups(groups)}")
+    parts.append("\n## Feature maps of a test face (the paper's Figure 7)\n\n")
+    parts.append(image("feature_maps.png", "feature maps") + "\n")
+    return "".join(parts)
 
 
-@dataclass(frozen=True)
-class Evaluation:
-    guess_bin: int
-    scores: pl.DataFrame
-    confusion: np.ndarray
-    per_bin: pl.DataFrame
-    calibration: Calibration
-    guess_calibration: Calibration
-    groups: tuple[GroupScores, ...]
-
-    def test_score(self, metric: str, dataset: str = AGGREGATED) -> float:
-        row = self.scores.filter((pl.col("split") == "test") & (pl.col("dataset") == dataset))
-        if row.is_empty():
-            raise ValueError(f"no test scores for {dataset}")
-        return float(row[metric][0])
-
-
-def evaluate(
-    predictions: Predictions,
-    train_ages: np.ndarray,
-    attributes: pl.DataFrame,
-    group_attributes: tuple[str, ...] = ("gender", "race"),
-    group_dataset: str = "utkface",
-    bins: AgeBins = SEED_BINS,
-    calibration_intervals: int = 10,
-) -> Evaluation:
-    """Everything the report shows. `predictions` hold a `test` split (and optionally `train`); the groups are
-    scored on the test rows of `group_dataset`, with their attributes from `attributes`."""
-    test = predictions.where(pl.col("split") == "test")
-    if len(test) == 0:
-        raise ValueError("no test predictions: the test split has no shards")
-    guess_bin = most_frequent_bin(train_ages, bins)
-    matrix = confusion_matrix(test, bins)
-    grouped = test.where(pl.col("dataset") == group_dataset)
-    present = [a for a in group_attributes if a in attributes.columns]
-    return Evaluation(
-        guess_bin=guess_bin,
-        scores=dataset_scores(predictions, guess_bin, bins),
-        confusion=matrix,
-        per_bin=per_bin(matrix, guess_bin, bins),
-        calibration=calibration(test.probabilities, test.ages, bins, calibration_intervals),
-        guess_calibration=calibration(constant(len(test), guess_bin, bins), test.ages, bins, calibration_intervals),
-        groups=tuple(group_scores(grouped, attributes, a, guess_bin, bins) for a in present) if len(grouped) else (),
+def _benchmark(benchmark: Benchmark) -> str:
+    if benchmark.folds.is_empty():
+        return "\nNo fold was scored.\n\n" + "".join(f"- {note}\n" for note in benchmark.notes)
+    folds = benchmark.folds.sort("mapping", "fold").rename(
+        {"guess_exact": "exact (guess)", "guess_one_off": "one-off (guess)", "one_off": "one-off"}
     )
+    parts = [
+        "\nPer fold:\n\n",
+        table(folds),
+        (
+            "\nMean and standard deviation over the folds scored (`guess_`: the constant guess; no deviation from "
+            "fewer than two folds):\n\n"
+        ),
+        table(benchmark.summary),
+    ]
+    if benchmark.notes:
+        parts.append("\nNotes:\n\n" + "".join(f"- {note}\n" for note in benchmark.notes))
+    return "".join(parts)
+
+
+def adience_report(title: str, facts: Mapping[str, str], benchmarks: Mapping[str, Benchmark]) -> str:
+    parts = [
+        f"# {title}\n\n",
+        _facts(facts),
+        (
+            "\nThe five official folds, each scored alone (subject-exclusive: no person is in two folds). "
+            "`bin mass`: each of our bins gives its probability to the Adience bins its age range overlaps; "
+            "`expected age`: the paper's mapping, the expected age binned by the cut points 0, 4, 7, 14, 24, 36, "
+            f"46, 57. The constant guess always answers {GUESS_LABEL}.\n"
+        ),
+    ]
+    for name, benchmark in benchmarks.items():
+        parts.append(f"\n## {name}\n{_benchmark(benchmark)}")
+    return "".join(parts)

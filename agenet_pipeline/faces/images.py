@@ -9,6 +9,8 @@ import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from agenet_pipeline.core.status import TOO_LARGE, UNREADABLE
+
 DEFAULT_MAX_PIXELS = 64_000_000
 
 
@@ -23,22 +25,22 @@ class ImageRejected(Exception):
 
 def _check_header(data: bytes, max_pixels: int) -> None:
     if not data:
-        raise ImageRejected("unreadable", "empty file")
+        raise ImageRejected(UNREADABLE, "empty file")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as header:
                 width, height, kind = header.width, header.height, header.format
     except UnidentifiedImageError as error:
-        raise ImageRejected("unreadable", "not an image in a format the decoder knows") from error
+        raise ImageRejected(UNREADABLE, "not an image in a format the decoder knows") from error
     except (OSError, SyntaxError, ValueError) as error:
-        raise ImageRejected("unreadable", f"damaged image header ({error})") from error
+        raise ImageRejected(UNREADABLE, f"damaged image header ({error})") from error
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
-        raise ImageRejected("too_large", str(error)) from error
+        raise ImageRejected(TOO_LARGE, str(error)) from error
     if width * height > max_pixels:
-        raise ImageRejected("too_large", f"{width}x{height} pixels is over the limit of {max_pixels:,}")
+        raise ImageRejected(TOO_LARGE, f"{width}x{height} pixels is over the limit of {max_pixels:,}")
     if kind == "JPEG" and b"\xff\xd9" not in data[-4096:]:
-        raise ImageRejected("unreadable", "truncated JPEG (no end-of-image marker)")
+        raise ImageRejected(UNREADABLE, "truncated JPEG (no end-of-image marker)")
 
 
 def decode_rgb(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
@@ -50,5 +52,5 @@ def decode_rgb(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     _check_header(data, max_pixels)
     bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if bgr is None:
-        raise ImageRejected("unreadable", "the decoder could not read the pixels")
+        raise ImageRejected(UNREADABLE, "the decoder could not read the pixels")
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)

@@ -19,8 +19,9 @@ import cv2
 import polars as pl
 
 from agenet_pipeline.faces.detector import FaceDetector
-from agenet_pipeline.faces.stage import FaceStageSettings, faces_of_rows
-from agenet_pipeline.faces.storage import fingerprint_of, shard_path, shard_paths, write_parquet
+from agenet_pipeline.faces.settings import FaceSettings
+from agenet_pipeline.faces.stage import faces_of_rows
+from agenet_pipeline.faces.storage import fingerprint_of, shard_path, shard_paths, write_shard
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,7 @@ class StageRun:
     seconds: float
 
 
-def _fingerprint(rows: pl.DataFrame, settings: FaceStageSettings, model_path: Path) -> str:
+def _fingerprint(rows: pl.DataFrame, settings: FaceSettings, model_path: Path) -> str:
     digest = hashlib.sha256(f"{settings!r}|{model_path.stat().st_size}".encode())
     for path, status, age in rows.select("image_path", "status", "age").iter_rows():
         digest.update(f"{path}|{status}|{age}\n".encode())
@@ -57,9 +58,9 @@ def _start_worker(model_path: Path) -> None:
 
 
 def _write_shard(
-    rows: pl.DataFrame, path: Path, fingerprint: str, settings: FaceStageSettings, detector: FaceDetector | None = None
+    rows: pl.DataFrame, path: Path, fingerprint: str, settings: FaceSettings, detector: FaceDetector | None = None
 ) -> int:
-    write_parquet(faces_of_rows(rows, detector or _worker_detector, settings), path, fingerprint)
+    write_shard(faces_of_rows(rows, detector or _worker_detector, settings), path, fingerprint)
     return rows.height
 
 
@@ -67,7 +68,7 @@ def run_face_stage(
     manifest: pl.DataFrame,
     folder: Path,
     model_path: Path,
-    settings: FaceStageSettings,
+    settings: FaceSettings,
     shard_size: int = 2000,
     workers: int = 1,
 ) -> StageRun:

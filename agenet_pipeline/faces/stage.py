@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
 
 import cv2
 import numpy as np
 import polars as pl
 
-from agenet_pipeline.datasets.manifest import OK
+from agenet_pipeline.core.status import LOW_SCORE, NO_FACE, OK, TOO_SMALL, UNREADABLE
 from agenet_pipeline.faces.crop import square_crop
 from agenet_pipeline.faces.detector import FaceDetector
-from agenet_pipeline.faces.images import DEFAULT_MAX_PIXELS, ImageRejected, decode_rgb
+from agenet_pipeline.faces.images import ImageRejected, decode_rgb
+from agenet_pipeline.faces.settings import FaceSettings
 
 FACE_SCHEMA = {
     "box": pl.Struct({"x": pl.Int64, "y": pl.Int64, "w": pl.Int64, "h": pl.Int64}),
@@ -23,17 +23,6 @@ FACE_SCHEMA = {
     "crop_bytes": pl.Int64,
     "crop_sha256": pl.String,
 }
-
-
-@dataclass(frozen=True)
-class FaceStageSettings:
-    margin: float = 0.4
-    size: int = 256
-    jpeg_quality: int = 90
-    min_score: float = 0.5
-    min_face_size: int = 20
-    fallback_whole_image: bool = False
-    max_pixels: int = DEFAULT_MAX_PIXELS
 
 
 def _no_face(status: str, detail: str | None, faces_found: int | None = None, score: float | None = None) -> dict:
@@ -57,7 +46,7 @@ def _encode(crop: np.ndarray, quality: int) -> bytes:
     return encoded.tobytes()
 
 
-def face_from_photo(data: bytes, detector: FaceDetector, settings: FaceStageSettings) -> dict:
+def face_from_photo(data: bytes, detector: FaceDetector, settings: FaceSettings) -> dict:
     """Face columns plus `status`/`detail` for one encoded photo: the most confident face, cropped."""
     try:
         rgb = decode_rgb(data, settings.max_pixels)
@@ -67,9 +56,9 @@ def face_from_photo(data: bytes, detector: FaceDetector, settings: FaceStageSett
     confident = [d for d in detections if d.score >= settings.min_score]
     best = detections[0] if detections else None
     if not confident:
-        problem = ("low_score", f"best score {best.score:.2f} < {settings.min_score}") if best else ("no_face", None)
+        problem = (LOW_SCORE, f"best score {best.score:.2f} < {settings.min_score}") if best else (NO_FACE, None)
     elif max(best.box[2:]) < settings.min_face_size:
-        problem = ("too_small", f"face {best.box[2]}x{best.box[3]} px < {settings.min_face_size}")
+        problem = (TOO_SMALL, f"face {best.box[2]}x{best.box[3]} px < {settings.min_face_size}")
     else:
         problem = None
     score = best.score if best else None
@@ -79,7 +68,7 @@ def face_from_photo(data: bytes, detector: FaceDetector, settings: FaceStageSett
         box, margin, source = (0, 0, rgb.shape[1], rgb.shape[0]), 0.0, "whole_image"
     else:
         return _no_face(*problem, faces_found=len(confident), score=score)
-    jpeg = _encode(square_crop(rgb, box, margin, settings.size), settings.jpeg_quality)
+    jpeg = _encode(square_crop(rgb, box, margin, settings.crop_size), settings.jpeg_quality)
     return {
         "status": OK,
         "detail": problem[0] if problem else None,
@@ -93,16 +82,16 @@ def face_from_photo(data: bytes, detector: FaceDetector, settings: FaceStageSett
     }
 
 
-def _face_from_file(path: str, detector: FaceDetector, settings: FaceStageSettings) -> dict:
+def _face_from_file(path: str, detector: FaceDetector, settings: FaceSettings) -> dict:
     try:
         with open(path, "rb") as f:
             data = f.read()
     except OSError as error:
-        return _no_face("unreadable", f"{type(error).__name__}: {error}")
+        return _no_face(UNREADABLE, f"{type(error).__name__}: {error}")
     return face_from_photo(data, detector, settings)
 
 
-def faces_of_rows(manifest: pl.DataFrame, detector: FaceDetector, settings: FaceStageSettings) -> pl.DataFrame:
+def faces_of_rows(manifest: pl.DataFrame, detector: FaceDetector, settings: FaceSettings) -> pl.DataFrame:
     """The manifest rows with the face columns added; rows rejected earlier keep their status and get no face."""
     faces = [
         _face_from_file(path, detector, settings) if status == OK else _no_face(status, detail)

@@ -1,42 +1,20 @@
-"""Files the face stage writes: Parquet written atomically, and a face table kept as resumable shard files."""
+"""A face table kept as resumable shard files, each stamped with the fingerprint of what it was made from."""
 
 from __future__ import annotations
 
-import os
-import tempfile
-from contextlib import contextmanager
 from pathlib import Path
 
 import polars as pl
 import pyarrow.parquet as pq
 
+from agenet_pipeline.core.files import write_parquet
+
 FINGERPRINT_KEY = b"agenet.fingerprint"
 
 
-@contextmanager
-def atomic_path(path: Path, suffix: str = ".tmp"):
-    """A temporary path beside `path` that replaces it only when the block finishes without error.
-
-    `suffix` is for writers that insist on a file extension (Keras wants `.keras`).
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
-def write_parquet(frame: pl.DataFrame, path: Path, fingerprint: str | None = None) -> Path:
-    table = frame.to_arrow()
-    if fingerprint is not None:
-        table = table.replace_schema_metadata({**(table.schema.metadata or {}), FINGERPRINT_KEY: fingerprint.encode()})
-    with atomic_path(path) as tmp:
-        pq.write_table(table, tmp, compression="zstd")
-    return path
+def write_shard(frame: pl.DataFrame, path: Path, fingerprint: str) -> Path:
+    """One shard of a face table, stamped with the fingerprint of the rows and settings it was made from."""
+    return write_parquet(frame, path, {FINGERPRINT_KEY: fingerprint.encode()})
 
 
 def fingerprint_of(path: Path) -> str | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from agenet_pipeline.datasets.manifest import OK
+from agenet_pipeline.core.status import OK
 
 
 def detection_rate(faces: pl.DataFrame) -> float | None:

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 
 import tensorflow as tf
 
-from agenet_pipeline.faces.tfrecords import feature_spec
-from agenet_pipeline.model.bins import SEED_BINS, AgeBins
+from agenet_pipeline.core.ages import SEED_BINS, AgeBins
+from agenet_pipeline.model.records import feature_spec
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -28,7 +28,7 @@ def soft_labels(age: tf.Tensor, bins: AgeBins, sigma: float) -> tf.Tensor:
     return cdf[..., 1:] - cdf[..., :-1]
 
 
-def augment(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+def augmented(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
     """The paper's augmentation (horizontal flip with p 0.5, rotation up to 0.05 turn, zoom of up to 10 %) as one
     projective transform per image, sampled at the nearest pixel (as torchvision's rotation does): a quarter of the
     CPU of three bilinear Keras layers, so that the input keeps up with training on a CPU.
@@ -57,7 +57,7 @@ def augment(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
     )
 
 
-def _decode_at_least(jpeg: tf.Tensor, size: int) -> tf.Tensor:
+def decode_at_least(jpeg: tf.Tensor, size: int) -> tf.Tensor:
     """The JPEG decoded at the coarsest DCT scale (1, 1/2, 1/4, 1/8) that still gives `size` pixels a side:
     a 256-pixel crop for a 128-pixel input is decoded at half scale, for about a quarter of the work."""
     side = tf.reduce_min(tf.io.extract_jpeg_shape(jpeg)[:2])
@@ -89,7 +89,7 @@ def _records(files: Sequence[str], input_size: int, shuffle_seed: int | None, sh
 
     def decode(record):
         example = tf.io.parse_single_example(record, spec)
-        image = _decode_at_least(example["image"], input_size)
+        image = decode_at_least(example["image"], input_size)
         example["image"] = tf.cond(
             tf.reduce_all(tf.shape(image)[:2] == input_size),
             lambda: image,
@@ -107,7 +107,8 @@ def batches(
     input_size: int,
     batch_size: int,
     *,
-    training: bool,
+    shuffle: bool = False,
+    augment: bool = False,
     seed: int = 0,
     bins: AgeBins = SEED_BINS,
     label_sigma: float | None = None,
@@ -115,15 +116,16 @@ def batches(
 ) -> tf.data.Dataset:
     """(images, labels) batches for `fit`: one-hot bins, or a label distribution when `label_sigma` is set.
 
-    Training streams shuffle files and records and augment in the graph (flip, rotation, zoom).
+    `shuffle`: files and records in a seeded order that changes each epoch; `augment`: the paper's augmentation
+    in the graph (flip, rotation, zoom). Both seeded by `seed`.
     """
-    dataset = _records(files, input_size, seed if training else None, shuffle_buffer).batch(batch_size)
+    dataset = _records(files, input_size, seed if shuffle else None, shuffle_buffer).batch(batch_size)
     # One stateless seed per batch, drawn afresh each epoch: augmentation is reproducible and never repeats.
     seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
     dataset = tf.data.Dataset.zip(dataset, seeds)
 
     def pair(example, batch_seed):
-        image = augment(example["image"], batch_seed) if training else example["image"]
+        image = augmented(example["image"], batch_seed) if augment else example["image"]
         image = tf.cast(image, tf.float32)
         label = soft_labels(example["age"], bins, label_sigma) if label_sigma else tf.one_hot(example["bin"], len(bins))
         return image, label

@@ -1,12 +1,17 @@
-"""Scores of bin probabilities against true ages: exact and one-off bin accuracy, and MAE in years."""
+"""Scores of bin probabilities against true ages: exact and one-off bin accuracy, and MAE in years.
+
+The one place these are defined: for numpy arrays (evaluation, cleaning, the Adience benchmark) and as a Keras
+metric (training's one-off accuracy).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import keras
 import numpy as np
 
-from agenet_pipeline.model.bins import SEED_BINS, AgeBins
+from agenet_pipeline.core.ages import SEED_BINS, AgeBins
 
 
 @dataclass(frozen=True)
@@ -24,24 +29,46 @@ class Scores:
         }
 
 
+def bin_accuracies(predicted: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
+    """(exact, one-off): the share of predicted bins equal to the true bin, and at most one bin away."""
+    distance = np.abs(np.asarray(predicted) - np.asarray(truth))
+    return float(np.mean(distance == 0)), float(np.mean(distance <= 1))
+
+
 def score(probabilities: np.ndarray, ages: np.ndarray, bins: AgeBins = SEED_BINS) -> Scores:
     """Exact: the most probable bin is the true one; one-off: it is at most one bin away; MAE: of the expected age."""
     probabilities, ages = np.asarray(probabilities), np.asarray(ages, dtype=np.float64)
     if len(ages) == 0:
         raise ValueError("no examples to score")
-    truth = bins.index(ages)
-    predicted = probabilities.argmax(axis=1)
-    return Scores(
-        exact=float(np.mean(predicted == truth)),
-        one_off=float(np.mean(np.abs(predicted - truth) <= 1)),
-        mae=float(np.mean(np.abs(bins.expected_age(probabilities) - ages))),
-        count=len(ages),
-    )
+    exact, one_off = bin_accuracies(probabilities.argmax(axis=1), bins.index(ages))
+    mae = float(np.mean(np.abs(bins.expected_age(probabilities) - ages)))
+    return Scores(exact=exact, one_off=one_off, mae=mae, count=len(ages))
+
+
+def most_frequent_bin(train_ages: np.ndarray, bins: AgeBins = SEED_BINS) -> int:
+    if len(train_ages) == 0:
+        raise ValueError("no training ages: the constant guess needs the training split's labels")
+    return int(np.bincount(bins.index(train_ages), minlength=len(bins)).argmax())
+
+
+def constant(examples: int, bin_index: int, bins: AgeBins = SEED_BINS) -> np.ndarray:
+    """Probabilities of always answering `bin_index`, with full confidence."""
+    guess = np.zeros((examples, len(bins)), np.float32)
+    guess[:, bin_index] = 1.0
+    return guess
 
 
 def constant_guess(train_ages: np.ndarray, test_ages: np.ndarray, bins: AgeBins = SEED_BINS) -> Scores:
     """The scores of always answering the most frequent training bin: what a model must beat to have learned."""
-    most_frequent = np.bincount(bins.index(train_ages), minlength=len(bins)).argmax()
-    guess = np.zeros((len(test_ages), len(bins)))
-    guess[:, most_frequent] = 1.0
-    return score(guess, test_ages, bins)
+    return score(constant(len(test_ages), most_frequent_bin(train_ages, bins), bins), test_ages, bins)
+
+
+class OneOffAccuracy(keras.metrics.MeanMetricWrapper):
+    """Share of predictions at most one bin from the true bin (the true bin is the label's most likely bin)."""
+
+    def __init__(self, name: str = "one_off_accuracy", **kwargs):
+        def one_off(y_true, y_pred):
+            distance = keras.ops.abs(keras.ops.argmax(y_true, axis=-1) - keras.ops.argmax(y_pred, axis=-1))
+            return keras.ops.cast(distance <= 1, "float32")
+
+        super().__init__(one_off, name=name, **kwargs)

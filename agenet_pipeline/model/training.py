@@ -17,6 +17,7 @@ import tensorflow as tf
 
 from agenet_pipeline.model.architecture import ModelConfig, build_model
 from agenet_pipeline.model.input import batches
+from agenet_pipeline.model.metrics import OneOffAccuracy
 
 
 class TrainingError(RuntimeError):
@@ -43,17 +44,6 @@ class TrainingResult:
     epochs: int
     resumed_at_epoch: int
     best_epoch: int
-
-
-class OneOffAccuracy(keras.metrics.MeanMetricWrapper):
-    """Share of predictions at most one bin from the true bin (the true bin is the label's most likely bin)."""
-
-    def __init__(self, name: str = "one_off_accuracy", **kwargs):
-        def one_off(y_true, y_pred):
-            distance = keras.ops.abs(keras.ops.argmax(y_true, axis=-1) - keras.ops.argmax(y_pred, axis=-1))
-            return keras.ops.cast(distance <= 1, "float32")
-
-        super().__init__(one_off, name=name, **kwargs)
 
 
 def check_training_set(bin_counts: Mapping[int, int], bins: int) -> None:
@@ -106,12 +96,13 @@ def train(
         train_files,
         model_config.input_size,
         config.batch_size,
-        training=config.augment,
+        shuffle=True,
+        augment=config.augment,
         seed=config.seed,
         label_sigma=config.label_sigma,
     )
     validation_data = batches(
-        validation_files, model_config.input_size, config.batch_size, training=False, label_sigma=config.label_sigma
+        validation_files, model_config.input_size, config.batch_size, label_sigma=config.label_sigma
     )
     with _strategy().scope():
         model = build_model(model_config)

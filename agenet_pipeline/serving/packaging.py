@@ -12,7 +12,6 @@ from __future__ import annotations
 import shutil
 import tempfile
 from dataclasses import asdict
-from importlib.metadata import version
 from pathlib import Path
 
 import cv2
@@ -23,22 +22,24 @@ from mlflow.models import ModelSignature
 from mlflow.models.model import ModelInfo
 from mlflow.types.schema import Array, ColSpec, ParamSchema, ParamSpec, Schema
 
-from agenet_pipeline.datasets.synthetic_faces import draw_face
+from agenet_pipeline.core.ages import SEED_BINS, AgeBins
+from agenet_pipeline.demo.synthetic_faces import draw_face
 from agenet_pipeline.faces.detector import BLAZEFACE_SHORT_RANGE_SHA256, resolve_model
-from agenet_pipeline.faces.stage import FaceStageSettings
-from agenet_pipeline.model.bins import SEED_BINS, AgeBins
-from agenet_pipeline.serving.predictor import FaceSettings
-from agenet_pipeline.serving.pyfunc import FACE_DETECTOR, KERAS_MODEL, AgeNetModel
+from agenet_pipeline.faces.settings import FaceSettings
+from agenet_pipeline.serving.pyfunc import FACE_DETECTOR, KERAS_MODEL, OUTPUT_COLUMNS, AgeNetModel
+from agenet_pipeline.tracking.runs import pinned_requirements
 
 PACKAGE = Path(__file__).resolve().parents[1]
 SERVING_CODE = (
     "__init__.py",
+    "core/__init__.py",
+    "core/ages.py",
+    "core/status.py",
     "faces/__init__.py",
     "faces/crop.py",
     "faces/detector.py",
     "faces/images.py",
-    "model/__init__.py",
-    "model/bins.py",
+    "faces/settings.py",
     "serving/__init__.py",
     "serving/predictor.py",
     "serving/pyfunc.py",
@@ -46,35 +47,16 @@ SERVING_CODE = (
 SERVING_PACKAGES = ("mlflow", "tensorflow", "keras", "mediapipe", "opencv-contrib-python", "numpy", "pandas", "pillow")
 
 
-def pinned_requirements(*packages: str) -> list[str]:
-    """The installed versions of `packages`, pinned. Given to MLflow, they spare it inferring the requirements
-    in a subprocess that imports TensorFlow again (about 20 s per logged model on two cores)."""
-    return [f"{package}=={version(package)}" for package in packages]
-
-
-def face_settings() -> FaceSettings:
-    """The face stage's defaults, with which the training crops were made."""
-    stage = FaceStageSettings()
-    return FaceSettings(stage.margin, stage.size, stage.min_score, stage.min_face_size, stage.max_pixels)
-
-
 def serving_signature() -> ModelSignature:
+    types = {"array": Array("double")}
+    outputs = [
+        ColSpec(types.get(kind, kind), name, required=name in ("input", "status"))
+        for name, kind in OUTPUT_COLUMNS.items()
+    ]
     optional = {"required": False}
     return ModelSignature(
         inputs=Schema([ColSpec("binary", "image", **optional), ColSpec("string", "path", **optional)]),
-        outputs=Schema(
-            [
-                ColSpec("long", "input"),
-                ColSpec("string", "status"),
-                ColSpec("string", "detail", **optional),
-                *(ColSpec("long", name, **optional) for name in ("face", "box_x", "box_y", "box_w", "box_h")),
-                ColSpec("double", "detector_score", **optional),
-                ColSpec("long", "bin", **optional),
-                ColSpec("string", "bin_label", **optional),
-                ColSpec("double", "age", **optional),
-                ColSpec(Array("double"), "probabilities", **optional),
-            ]
-        ),
+        outputs=Schema(outputs),
         params=ParamSchema([ParamSpec("aligned", "boolean", False)]),
     )
 
@@ -114,7 +96,7 @@ def log_serving_model(
             code_paths=[str(_stage_code(Path(tmp) / "code"))],
             model_config={
                 "bins": bins.name,
-                "faces": asdict(settings or face_settings()),
+                "faces": asdict(settings or FaceSettings()),
                 "face_detector_sha256": BLAZEFACE_SHORT_RANGE_SHA256,
             },
             signature=serving_signature(),

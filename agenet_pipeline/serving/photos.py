@@ -8,9 +8,9 @@ from pathlib import Path
 import pandas as pd
 import polars as pl
 
-from agenet_pipeline.model.bins import AgeBins
-
-NO_FACE = "no_face"
+from agenet_pipeline.core.ages import AgeBins
+from agenet_pipeline.core.status import NO_FACE
+from agenet_pipeline.serving.pyfunc import OUTPUT_COLUMNS
 
 
 def photo_files(paths: Sequence[str | Path]) -> list[Path]:
@@ -27,22 +27,16 @@ def photo_files(paths: Sequence[str | Path]) -> list[Path]:
     return files
 
 
+POLARS_TYPES = {"long": pl.Int64, "string": pl.String, "double": pl.Float64}
+
+
 def table_schema(bins: AgeBins) -> dict[str, pl.DataType]:
-    return {
-        "file": pl.String,
-        "status": pl.String,
-        "detail": pl.String,
-        "face": pl.Int64,
-        "box_x": pl.Int64,
-        "box_y": pl.Int64,
-        "box_w": pl.Int64,
-        "box_h": pl.Int64,
-        "detector_score": pl.Float64,
-        "bin": pl.Int64,
-        "bin_label": pl.String,
-        "age": pl.Float64,
-        **{f"p_{label}": pl.Float64 for label in bins.labels},
+    """The served model's columns, with the file instead of the batch position and a column per bin's
+    probability instead of their list."""
+    answer = {
+        name: POLARS_TYPES[kind] for name, kind in OUTPUT_COLUMNS.items() if name not in ("input", "probabilities")
     }
+    return {"file": pl.String, **answer, **{f"p_{label}": pl.Float64 for label in bins.labels}}
 
 
 def _rows(file: Path, answers: list[dict], bins: AgeBins) -> list[dict]:
@@ -85,7 +79,7 @@ OUTPUT_FORMATS = (".csv", ".json", ".parquet")
 
 def write_table(table: pl.DataFrame, path: Path) -> None:
     """CSV, JSON (an array of row objects) or Parquet, chosen by the file's extension; written atomically."""
-    from agenet_pipeline.faces.storage import atomic_path
+    from agenet_pipeline.core.files import atomic_path
 
     writers = dict(zip(OUTPUT_FORMATS, (table.write_csv, table.write_json, table.write_parquet)))
     if path.suffix.lower() not in writers:

@@ -1,7 +1,7 @@
 """Ages for photos: decode, find the faces, crop them as the training crops were made, run the network.
 
 This module and the ones it imports travel with the served model (see `packaging.py`): it may import only
-`faces.images`, `faces.crop`, `faces.detector` and `model.bins` from this package.
+`core.ages`, `core.status` and `faces.images`, `faces.crop`, `faces.detector`, `faces.settings`.
 """
 
 from __future__ import annotations
@@ -15,26 +15,17 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from agenet_pipeline.core.ages import AgeBins
+from agenet_pipeline.core.status import TOO_LARGE, UNREADABLE
 from agenet_pipeline.faces.crop import square_crop
 from agenet_pipeline.faces.detector import FaceDetector
 from agenet_pipeline.faces.images import ImageRejected, decode_rgb
-from agenet_pipeline.model.bins import AgeBins
+from agenet_pipeline.faces.settings import FaceSettings
 
 # N x S x S x 3 float32 pixels 0-255 -> N x bins probabilities. For a Keras model, its `predict_on_batch`: Keras
 # compiles it into one graph on the first call, so a call costs about as little as a tf.function of the model,
 # and far less than an eager `model(x)` (see benchmarks/inference.py).
 Network = Callable[[np.ndarray], np.ndarray]
-
-
-@dataclass(frozen=True)
-class FaceSettings:
-    """How faces are found and cropped: the face stage's settings, so that a served crop looks like a trained one."""
-
-    margin: float
-    crop_size: int
-    min_score: float
-    min_face_size: int
-    max_pixels: int
 
 
 @dataclass(frozen=True)
@@ -52,26 +43,24 @@ def read_photo(item, max_pixels: int) -> np.ndarray:
         return decode_rgb(_read_file(Path(item)), max_pixels)
     if isinstance(item, np.ndarray):
         return _checked_array(item, max_pixels)
-    raise ImageRejected(
-        "unreadable", f"expected encoded image bytes, a path or an RGB array, not {type(item).__name__}"
-    )
+    raise ImageRejected(UNREADABLE, f"expected encoded image bytes, a path or an RGB array, not {type(item).__name__}")
 
 
 def _read_file(path: Path) -> bytes:
     try:
         if not stat.S_ISREG(path.stat().st_mode):  # a device or a pipe could be read forever
-            raise ImageRejected("unreadable", f"{path} is not a regular file")
+            raise ImageRejected(UNREADABLE, f"{path} is not a regular file")
         return path.read_bytes()
     except OSError as error:
-        raise ImageRejected("unreadable", f"{path}: {error.strerror or error}") from error
+        raise ImageRejected(UNREADABLE, f"{path}: {error.strerror or error}") from error
 
 
 def _checked_array(pixels: np.ndarray, max_pixels: int) -> np.ndarray:
     if pixels.dtype != np.uint8 or pixels.ndim != 3 or pixels.shape[2] != 3:
-        raise ImageRejected("unreadable", f"an array must be H x W x 3 uint8 RGB, not {pixels.shape} {pixels.dtype}")
+        raise ImageRejected(UNREADABLE, f"an array must be H x W x 3 uint8 RGB, not {pixels.shape} {pixels.dtype}")
     if pixels.shape[0] * pixels.shape[1] > max_pixels:
         raise ImageRejected(
-            "too_large", f"{pixels.shape[1]}x{pixels.shape[0]} pixels is over the limit of {max_pixels:,}"
+            TOO_LARGE, f"{pixels.shape[1]}x{pixels.shape[0]} pixels is over the limit of {max_pixels:,}"
         )
     return pixels
 
@@ -119,3 +108,9 @@ class AgePredictor:
 
     def close(self) -> None:
         self.detector.close()
+
+
+def face_answer(probabilities: np.ndarray, bins: AgeBins) -> dict:
+    """What the model says of one face: its most probable bin and the expected age."""
+    best = int(np.argmax(probabilities))
+    return {"bin": best, "bin_label": bins.labels[best], "age": float(bins.expected_age(probabilities))}

@@ -20,32 +20,33 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
+from agenet_pipeline.core.ages import SCHEMES
+from agenet_pipeline.core.status import INVALID_INPUT, OK
 from agenet_pipeline.faces.detector import FaceDetector, resolve_model
 from agenet_pipeline.faces.images import ImageRejected
-from agenet_pipeline.model.bins import SCHEMES
-from agenet_pipeline.serving.predictor import AgePredictor, Face, FaceSettings, read_photo
+from agenet_pipeline.faces.settings import FaceSettings
+from agenet_pipeline.serving.predictor import AgePredictor, Face, face_answer, read_photo
 
 KERAS_MODEL = "keras_model"
 FACE_DETECTOR = "face_detector"
 INPUT_COLUMNS = ("image", "path")
-OK = "ok"
-# Besides `input` (int64), the columns hold Python objects, so that the empty cells of a rejected input are
-# None (null in a JSON answer), not NaN.
-OUTPUT_COLUMNS = (
-    "input",  # position of the photo in the batch
-    "status",
-    "detail",
-    "face",  # 0 for the most confident face of the photo
-    "box_x",
-    "box_y",
-    "box_w",
-    "box_h",
-    "detector_score",  # None in aligned mode
-    "bin",
-    "bin_label",
-    "age",  # the expected age: bin midpoints weighted by the probabilities
-    "probabilities",  # a list, one per bin
-)
+# Each column with the MLflow type of its values. Besides `input`, the columns hold Python objects, so that the
+# empty cells of a rejected input are None (null in a JSON answer), not NaN.
+OUTPUT_COLUMNS = {
+    "input": "long",  # position of the photo in the batch
+    "status": "string",
+    "detail": "string",
+    "face": "long",  # 0 for the most confident face of the photo
+    "box_x": "long",
+    "box_y": "long",
+    "box_w": "long",
+    "box_h": "long",
+    "detector_score": "double",  # None in aligned mode
+    "bin": "long",
+    "bin_label": "string",
+    "age": "double",  # the expected age: bin midpoints weighted by the probabilities
+    "probabilities": "array",  # of doubles, one per bin
+}
 
 
 class AgeNetModel(mlflow.pyfunc.PythonModel):
@@ -91,17 +92,13 @@ class AgeNetModel(mlflow.pyfunc.PythonModel):
             return rejection
 
     def _face_row(self, position: int, index: int, face: Face, probabilities: np.ndarray) -> dict:
-        bins = self.predictor.bins
-        best = int(np.argmax(probabilities))
         return {
             "input": position,
             "status": OK,
             "face": index,
             **dict(zip(("box_x", "box_y", "box_w", "box_h"), map(int, face.box))),
             "detector_score": face.detector_score,
-            "bin": best,
-            "bin_label": bins.labels[best],
-            "age": float(bins.expected_age(probabilities)),
+            **face_answer(probabilities, self.predictor.bins),
             "probabilities": [float(p) for p in probabilities],
         }
 
@@ -128,6 +125,6 @@ def _items(model_input) -> list:
             items.append(given[0])
         else:
             items.append(
-                ImageRejected("invalid_input", f"a row needs one of {' or '.join(columns)}, it has {len(given)}")
+                ImageRejected(INVALID_INPUT, f"a row needs one of {' or '.join(columns)}, it has {len(given)}")
             )
     return items

@@ -11,7 +11,7 @@ from typing import TextIO
 import cv2
 import numpy as np
 
-from agenet_pipeline.serving.predictor import AgePredictor, Face
+from agenet_pipeline.serving.predictor import AgePredictor, Face, face_answer
 
 BOX_COLOUR = (60, 220, 60)  # BGR
 WINDOW = "AgeNet (q to quit)"
@@ -20,6 +20,7 @@ WINDOW = "AgeNet (q to quit)"
 @dataclass(frozen=True)
 class FaceAge:
     face: Face
+    bin: int
     bin_label: str
     age: float
 
@@ -45,11 +46,7 @@ def annotate(frame_bgr: np.ndarray, ages: list[FaceAge]) -> None:
 
 def frame_ages(predictor: AgePredictor, frame_bgr: np.ndarray) -> list[FaceAge]:
     faces = predictor.faces(cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2RGB))
-    bins = predictor.bins
-    return [
-        FaceAge(face, bins.labels[int(np.argmax(p))], float(bins.expected_age(p)))
-        for face, p in zip(faces, predictor.probabilities(faces))
-    ]
+    return [FaceAge(face, **face_answer(p, predictor.bins)) for face, p in zip(faces, predictor.probabilities(faces))]
 
 
 def open_source(source: str) -> cv2.VideoCapture:
@@ -76,7 +73,7 @@ def run(predictor: AgePredictor, source: str, display: bool, output: Path | None
 
     The video is written to a temporary name and renamed when the stream ends, so a failed run leaves none.
     """
-    from agenet_pipeline.faces.storage import atomic_path
+    from agenet_pipeline.core.files import atomic_path
 
     frames, writer = 0, None
     with ExitStack() as stack:

@@ -3,25 +3,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from agenet_pipeline.datasets import adience
 from agenet_pipeline.datasets.adience import parse_age, read_adience
-from agenet_pipeline_tests.datasets.files import write_jpeg
-
-HEADER = "\t".join(adience.HEADER)
-
-
-def face(root: Path, user: str, face_id: int, age: str, gender: str = "f", image: bool = True) -> str:
-    """A fold-file line for one face, with its image in the release's layout unless `image` is False."""
-    original = f"{1000 + face_id}_abc_o.jpg"
-    if image:
-        write_jpeg(root / "faces" / user / f"coarse_tilt_aligned_face.{face_id}.{original}")
-    return f"{user}\t{original}\t{face_id}\t{age}\t{gender}\t10\t20\t300\t300\t0\t0\t50"
-
-
-def write_folds(root: Path, folds: dict[int, list[str]]) -> None:
-    root.mkdir(parents=True, exist_ok=True)
-    for fold in range(5):
-        (root / f"fold_{fold}_data.txt").write_text("\n".join([HEADER, *folds.get(fold, [])]) + "\n", encoding="utf-8")
+from agenet_pipeline_tests.formats import adience_face as face
+from agenet_pipeline_tests.formats import write_folds
 
 
 @pytest.fixture

@@ -5,18 +5,7 @@ import polars as pl
 import pytest
 
 from agenet_pipeline.datasets.appa_real import read_appa_real
-from agenet_pipeline_tests.datasets.files import write_jpeg
-
-HEADER = "file_name,num_ratings,apparent_age_avg,apparent_age_std,real_age"
-
-
-def write_split(root: Path, split: str, lines: list[str], images: list[str], header: str = HEADER) -> None:
-    """`gt_avg_<split>.csv` and, for each image, the photo and the release's `_face.jpg` pre-crop beside it."""
-    root.mkdir(parents=True, exist_ok=True)
-    (root / f"gt_avg_{split}.csv").write_text("\n".join([header, *lines]) + "\n", encoding="utf-8")
-    for name in images:
-        write_jpeg(root / split / name)
-        write_jpeg(root / split / f"{name}_face.jpg")
+from agenet_pipeline_tests.formats import write_appa_split as write_split
 
 
 @pytest.fixture

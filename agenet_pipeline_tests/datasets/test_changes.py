@@ -3,7 +3,7 @@ import os
 import pytest
 
 from agenet_pipeline.datasets.changes import changed_datasets, folder_fingerprint
-from agenet_pipeline_tests.datasets.files import write_jpeg
+from agenet_pipeline_tests.formats import write_jpeg
 
 
 @pytest.fixture

@@ -1,60 +1,14 @@
-import datetime as dt
 import re
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pytest
-import scipy.io
 
 from agenet_pipeline.datasets.imdb_wiki import birth_year, read_imdb_wiki, sample_usable
-from agenet_pipeline_tests.datasets.files import write_jpeg
-
-NAN = float("nan")
-FIELDS = ("dob", "photo_taken", "full_path", "gender", "face_score", "second_face_score")
-
-
-def datenum(year: int, month: int = 6, day: int = 15) -> float:
-    """MATLAB's serial date number: day 1 is 0000-01-01, so 1970-01-01 is 719529."""
-    return float(dt.date(year, month, day).toordinal() + 366)
-
-
-def record(
-    full_path: str,
-    born: int | None,
-    taken: float,
-    gender: float = 1.0,
-    face_score: float = 3.5,
-    second_face_score: float = NAN,
-    image: bool = True,
-) -> dict:
-    return {
-        "dob": datenum(born) if born is not None else 0.0,
-        "photo_taken": taken,
-        "full_path": full_path,
-        "gender": gender,
-        "face_score": face_score,
-        "second_face_score": second_face_score,
-        "image": image,
-    }
-
-
-def write_mat(mat_path: Path, records: list[dict], struct_name: str | None = None, fields=FIELDS) -> Path:
-    """The release's layout: a 1x1 struct of 1xN arrays (full_path a cell of strings), images beside the file."""
-    mat_path.parent.mkdir(parents=True, exist_ok=True)
-    struct = {}
-    for field in fields:
-        if field == "full_path":
-            cell = np.empty((1, len(records)), dtype=object)
-            cell[0, :] = [np.array([r["full_path"]]) for r in records]
-            struct[field] = cell
-        else:
-            struct[field] = np.array([[r[field] for r in records]], dtype=np.float64)
-    scipy.io.savemat(mat_path, {struct_name or mat_path.stem: struct})
-    for r in records:
-        if r["image"]:
-            write_jpeg(mat_path.parent / r["full_path"])
-    return mat_path
+from agenet_pipeline_tests.formats import IMDB_FIELDS as FIELDS
+from agenet_pipeline_tests.formats import NAN, write_mat
+from agenet_pipeline_tests.formats import imdb_record as record
 
 
 @pytest.fixture

@@ -4,35 +4,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agenet_pipeline.datasets.splits import assign_splits, leaks
+from agenet_pipeline_tests.formats import label_rows as rows
+from agenet_pipeline_tests.formats import labels
 
-SCHEMA = {
-    "dataset": pl.String,
-    "row": pl.Int64,
-    "status": pl.String,
-    "split_group": pl.String,
-    "crop_sha256": pl.String,
-    "age": pl.Float64,
-}
 PLACED = ("train", "validation", "test", "evaluation")
-
-
-def labels(rows: list[tuple]) -> pl.DataFrame:
-    """A label table from (dataset, split_group, crop_sha256[, status]) tuples; `row` counts within each dataset."""
-    counts: dict[str, int] = {}
-    records = []
-    for dataset, group, crop, *status in rows:
-        counts[dataset] = counts.get(dataset, -1) + 1
-        records.append(
-            {
-                "dataset": dataset,
-                "row": counts[dataset],
-                "status": status[0] if status else "ok",
-                "split_group": group,
-                "crop_sha256": crop,
-                "age": 30.0,
-            }
-        )
-    return pl.DataFrame(records, schema=SCHEMA)
 
 
 def independent(n: int, dataset: str = "utkface") -> list[tuple]:
@@ -192,17 +167,6 @@ def test_leaks_reports_a_value_found_in_two_splits():
 def test_fractions_out_of_range_are_refused(test, validation):
     with pytest.raises(ValueError, match="split fractions"):
         assign_splits(labels(independent(3)), test_fraction=test, validation_fraction=validation)
-
-
-rows = st.lists(
-    st.tuples(
-        st.sampled_from(["utkface", "imdb_wiki", "adience"]),
-        st.sampled_from([None, "g0", "g1", "g2", "g3", "g4", "g5"]),
-        st.sampled_from([None, "c0", "c1", "c2", "c3", "c4", "c5"]),
-        st.sampled_from(["ok", "ok", "ok", "no_face"]),
-    ),
-    max_size=30,
-)
 
 
 @settings(max_examples=150, deadline=None)

@@ -5,7 +5,7 @@ import polars as pl
 import pytest
 
 from agenet_pipeline.datasets.utkface import parse_name, read_utkface
-from agenet_pipeline_tests.datasets.files import write_jpeg
+from agenet_pipeline_tests.formats import write_jpeg
 
 
 def by_name(manifest: pl.DataFrame) -> dict[str, dict]:

@@ -2,9 +2,9 @@ import numpy as np
 import polars as pl
 import pytest
 
+from agenet_pipeline.core.ages import ADIENCE_BINS, SEED_BINS
 from agenet_pipeline.evaluation.adience import adience_predictions, benchmark, overlap_matrix
-from agenet_pipeline.evaluation.predictions import Predictions
-from agenet_pipeline.model.bins import ADIENCE_BINS, SEED_BINS
+from agenet_pipeline.model.batch_prediction import Predictions
 
 
 def predictions(ages, probabilities, first_row=0):

@@ -1,11 +1,11 @@
 import numpy as np
 import polars as pl
 
+from agenet_pipeline.core.ages import SEED_BINS
 from agenet_pipeline.evaluation.feature_maps import feature_maps
 from agenet_pipeline.evaluation.figures import confusion_figure, feature_maps_figure, reliability_figure
-from agenet_pipeline.evaluation.report import calibration
+from agenet_pipeline.evaluation.scores import calibration
 from agenet_pipeline.model.architecture import ModelConfig, build_model
-from agenet_pipeline.model.bins import SEED_BINS
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

@@ -10,14 +10,14 @@ from agenet_pipeline.datasets.manifest import number_rows
 from agenet_pipeline.datasets.splits import EVALUATION, assign_splits
 from agenet_pipeline.evaluation.adience import benchmark
 from agenet_pipeline.evaluation.finetune import FineTuning, fine_tuned_predictions, split_by_fold
-from agenet_pipeline.evaluation.predictions import predict_sets
 from agenet_pipeline.faces.detector import resolve_model
+from agenet_pipeline.faces.settings import FaceSettings
 from agenet_pipeline.faces.sharded import run_face_stage
-from agenet_pipeline.faces.stage import FaceStageSettings
 from agenet_pipeline.faces.storage import scan_faces
-from agenet_pipeline.faces.tfrecords import shard_files, write_shards
 from agenet_pipeline.model.architecture import ModelConfig, build_model
-from agenet_pipeline_tests.model.conftest import write_records
+from agenet_pipeline.model.batch_prediction import predict_sets
+from agenet_pipeline.model.records import shard_files, write_shards
+from agenet_pipeline_tests.formats import write_records
 
 SETTINGS = FineTuning(epochs=1, batch_size=8)
 FACES = {"row": pl.Int64, "fold": pl.Int64, "user_id": pl.String}
@@ -63,7 +63,7 @@ def test_the_whole_protocol_runs_on_the_real_adience_sample(adience_sample, tmp_
     """19 real faces, all 25-32, all in fold 0: one fold scored, four skipped with a note, and the fine-tuned
     variant skipped for want of other folds, with no division by zero anywhere."""
     faces_folder, shards = tmp_path / "faces", tmp_path / "tfrecords"
-    settings = FaceStageSettings(size=64, fallback_whole_image=True)
+    settings = FaceSettings(crop_size=64, fallback_whole_image=True)
     manifest = number_rows(read_adience(adience_sample))
     run_face_stage(manifest, faces_folder, resolve_model(), settings, workers=1)
     splits = assign_splits(binned_labels([scan_faces(faces_folder).drop("crop_jpeg", "box").collect()]))

@@ -1,6 +1,4 @@
 import io
-import struct
-import zlib
 
 import cv2
 import numpy as np
@@ -8,6 +6,7 @@ import pytest
 from PIL import Image
 
 from agenet_pipeline.faces.images import ImageRejected, decode_rgb
+from agenet_pipeline_tests.formats import png_header_only
 
 # Left half white, top band pure blue: orientation and channel order are both visible.
 PATTERN = np.zeros((40, 60, 3), np.uint8)
@@ -19,18 +18,6 @@ def encoded(image: Image.Image, kind: str, **options) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, kind, **options)
     return buffer.getvalue()
-
-
-def png_header_only(width: int, height: int) -> bytes:
-    """A PNG that declares its size but whose pixels would take gigabytes: the bomb guard must refuse it first."""
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
-    )
 
 
 def test_rgb_channel_order():

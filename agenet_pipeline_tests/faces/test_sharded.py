@@ -3,12 +3,12 @@ import os
 import polars as pl
 import pytest
 
-from agenet_pipeline.datasets.demo import demo_dataset
 from agenet_pipeline.datasets.manifest import number_rows
 from agenet_pipeline.datasets.utkface import read_utkface
+from agenet_pipeline.demo.writers import demo_dataset
 from agenet_pipeline.faces.detector import resolve_model
+from agenet_pipeline.faces.settings import FaceSettings
 from agenet_pipeline.faces.sharded import run_face_stage
-from agenet_pipeline.faces.stage import FaceStageSettings
 from agenet_pipeline.faces.storage import scan_faces, shard_paths
 
 
@@ -19,7 +19,7 @@ def manifest(tmp_path_factory):
 
 
 def test_every_manifest_row_appears_once_in_order(manifest, tmp_path):
-    run = run_face_stage(manifest, tmp_path, resolve_model(), FaceStageSettings(size=64), shard_size=5)
+    run = run_face_stage(manifest, tmp_path, resolve_model(), FaceSettings(crop_size=64), shard_size=5)
     faces = scan_faces(tmp_path).collect()
     assert run.shards == 4 and len(shard_paths(tmp_path)) == 4 and run.rows_processed == manifest.height
     assert faces["row"].to_list() == manifest["row"].to_list()
@@ -27,7 +27,7 @@ def test_every_manifest_row_appears_once_in_order(manifest, tmp_path):
 
 
 def test_rerun_redoes_only_missing_shards(manifest, tmp_path):
-    settings = FaceStageSettings(size=64)
+    settings = FaceSettings(crop_size=64)
     run_face_stage(manifest, tmp_path, resolve_model(), settings, shard_size=5)
     kept = shard_paths(tmp_path)[0]
     kept_mtime = kept.stat().st_mtime_ns
@@ -41,24 +41,24 @@ def test_rerun_redoes_only_missing_shards(manifest, tmp_path):
 
 
 def test_changed_settings_or_rows_redo_the_stale_shards(manifest, tmp_path):
-    run_face_stage(manifest, tmp_path, resolve_model(), FaceStageSettings(size=64), shard_size=5)
+    run_face_stage(manifest, tmp_path, resolve_model(), FaceSettings(crop_size=64), shard_size=5)
     assert (
-        run_face_stage(manifest, tmp_path, resolve_model(), FaceStageSettings(size=96), shard_size=5).shards_reused == 0
+        run_face_stage(manifest, tmp_path, resolve_model(), FaceSettings(crop_size=96), shard_size=5).shards_reused == 0
     )
     shorter = manifest.head(7)
-    run = run_face_stage(shorter, tmp_path, resolve_model(), FaceStageSettings(size=96), shard_size=5)
+    run = run_face_stage(shorter, tmp_path, resolve_model(), FaceSettings(crop_size=96), shard_size=5)
     assert (run.shards, run.shards_reused) == (2, 1)
     assert len(shard_paths(tmp_path)) == 2  # the shards past the end are gone
     assert scan_faces(tmp_path, ["row"]).collect().height == 7
 
 
 def test_no_temporary_files_are_left(manifest, tmp_path):
-    run_face_stage(manifest, tmp_path, resolve_model(), FaceStageSettings(size=64), shard_size=5)
+    run_face_stage(manifest, tmp_path, resolve_model(), FaceSettings(crop_size=64), shard_size=5)
     assert sorted(os.listdir(tmp_path)) == [p.name for p in shard_paths(tmp_path)]
 
 
 def test_two_worker_processes_give_the_same_table(manifest, tmp_path):
-    settings = FaceStageSettings(size=64)
+    settings = FaceSettings(crop_size=64)
     run_face_stage(manifest, tmp_path / "one", resolve_model(), settings, shard_size=4, workers=1)
     run_face_stage(manifest, tmp_path / "two", resolve_model(), settings, shard_size=4, workers=2)
     one, two = (scan_faces(tmp_path / name).collect() for name in ("one", "two"))

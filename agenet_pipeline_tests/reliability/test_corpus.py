@@ -28,19 +28,20 @@ from agenet_pipeline.datasets.imdb_wiki import read_imdb_wiki
 from agenet_pipeline.datasets.labels import binned_labels
 from agenet_pipeline.datasets.manifest import number_rows
 from agenet_pipeline.datasets.splits import assign_splits
-from agenet_pipeline.datasets.synthetic_faces import draw_face
 from agenet_pipeline.datasets.utkface import read_utkface
-from agenet_pipeline.definitions import DATA_ASSETS
+from agenet_pipeline.demo.synthetic_faces import draw_face
 from agenet_pipeline.faces.detector import resolve_model
 from agenet_pipeline.faces.images import decode_rgb
+from agenet_pipeline.faces.settings import FaceSettings
 from agenet_pipeline.faces.sharded import run_face_stage
-from agenet_pipeline.faces.stage import FaceStageSettings
 from agenet_pipeline.faces.storage import scan_faces
-from agenet_pipeline.resources import AgeNetHome, DatasetRoots, FaceDetectorResource
-from agenet_pipeline_tests.datasets.files import write_jpeg
-from agenet_pipeline_tests.datasets.test_adience import face, write_folds
-from agenet_pipeline_tests.datasets.test_appa_real import write_split
-from agenet_pipeline_tests.datasets.test_imdb_wiki import FIELDS, record, write_mat
+from agenet_pipeline.pipeline.definitions import DATA_ASSETS
+from agenet_pipeline.pipeline.resources import AgeNetHome, DatasetRoots, FaceDetectorResource
+from agenet_pipeline_tests.formats import IMDB_FIELDS as FIELDS
+from agenet_pipeline_tests.formats import adience_face as face
+from agenet_pipeline_tests.formats import imdb_record as record
+from agenet_pipeline_tests.formats import write_appa_split as write_split
+from agenet_pipeline_tests.formats import write_folds, write_jpeg, write_mat
 
 BOMB_SIDE = 20_000
 DUPLICATED_PHOTOS = 6
@@ -174,7 +175,7 @@ def build_corpus(root: Path) -> dict:
 
 
 def faces_of(manifest: pl.DataFrame, folder: Path) -> pl.DataFrame:
-    run_face_stage(number_rows(manifest), folder, resolve_model(), FaceStageSettings(size=64), shard_size=8)
+    run_face_stage(number_rows(manifest), folder, resolve_model(), FaceSettings(crop_size=64), shard_size=8)
     return scan_faces(folder).collect()
 
 

@@ -15,16 +15,16 @@ import polars as pl
 import pyarrow.parquet as pq
 import pytest
 
-from agenet_pipeline.datasets.demo import demo_dataset
 from agenet_pipeline.datasets.manifest import number_rows
 from agenet_pipeline.datasets.utkface import read_utkface
+from agenet_pipeline.demo.writers import demo_dataset
 from agenet_pipeline.faces.detector import resolve_model
+from agenet_pipeline.faces.settings import FaceSettings
 from agenet_pipeline.faces.sharded import run_face_stage
-from agenet_pipeline.faces.stage import FaceStageSettings
 from agenet_pipeline.faces.storage import scan_faces, shard_paths
 
 SHARD_SIZE = 3
-SETTINGS = FaceStageSettings(size=64)
+SETTINGS = FaceSettings(crop_size=64)
 
 # Runs the face stage over a manifest. "slow": each shard takes a little longer, so that the test can kill the
 # process from outside between shards. "die_writing": the process kills itself half-way through writing shard 2.
@@ -35,7 +35,7 @@ STAGE = textwrap.dedent("""
     import polars as pl
     from agenet_pipeline.faces import sharded, storage
     from agenet_pipeline.faces.detector import resolve_model
-    from agenet_pipeline.faces.stage import FaceStageSettings
+    from agenet_pipeline.faces.settings import FaceSettings
 
     manifest, folder, mode = sys.argv[1:]
     if mode == "slow":
@@ -53,7 +53,7 @@ STAGE = textwrap.dedent("""
                 os.kill(os.getpid(), signal.SIGKILL)
             write_table(table, where, **options)
         storage.pq.write_table = write_half_then_die
-    sharded.run_face_stage(pl.read_parquet(manifest), Path(folder), resolve_model(), FaceStageSettings(size=64),
+    sharded.run_face_stage(pl.read_parquet(manifest), Path(folder), resolve_model(), FaceSettings(crop_size=64),
                            shard_size=int(os.environ["SHARD_SIZE"]), workers=1)
 """)
 

@@ -11,13 +11,14 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from agenet_pipeline.core.ages import ADIENCE_BINS, MAX_AGE, MIN_AGE, SEED_BINS
 from agenet_pipeline.datasets import adience
 from agenet_pipeline.datasets.adience import parse_age, read_adience
 from agenet_pipeline.datasets.reconciliation import reconcile_splits
 from agenet_pipeline.datasets.splits import assign_splits
 from agenet_pipeline.datasets.utkface import GENDERS, RACES, parse_name
-from agenet_pipeline.model.bins import ADIENCE_BINS, MAX_AGE, MIN_AGE, SEED_BINS
-from agenet_pipeline_tests.datasets.test_splits import labels, rows
+from agenet_pipeline_tests.formats import label_rows as rows
+from agenet_pipeline_tests.formats import labels
 
 ages = st.integers(0, 120)
 digits = st.text("0123456789", min_size=1, max_size=20)

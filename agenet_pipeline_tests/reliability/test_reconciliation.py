@@ -6,8 +6,8 @@ import pytest
 from dagster import materialize
 
 from agenet_pipeline.datasets.reconciliation import reconcile_faces, reconcile_splits
-from agenet_pipeline.definitions import DATA_ASSETS, DATA_CHECKS
-from agenet_pipeline.resources import AgeNetHome, DatasetRoots, FaceDetectorResource
+from agenet_pipeline.pipeline.definitions import DATA_ASSETS, DATA_CHECKS
+from agenet_pipeline.pipeline.resources import AgeNetHome, DatasetRoots, FaceDetectorResource
 
 MANIFEST = pl.DataFrame({"row": [0, 1, 2, 3], "status": ["ok", "ok", "ok", "malformed_name"]})
 FACES = pl.DataFrame({"row": [0, 1, 2, 3], "status": ["ok", "no_face", "unreadable", "malformed_name"]})

@@ -8,27 +8,8 @@ import mlflow
 import numpy as np
 import pytest
 
-from agenet_pipeline.datasets.synthetic_faces import draw_face
-
-GROUP_AGES = (8, 35, 70)
-
-
-def jpeg(rgb: np.ndarray) -> bytes:
-    return cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 92])[1].tobytes()
-
-
-def group_photo() -> np.ndarray:
-    """Three drawn people side by side, each in a 200-pixel third of the photo (600x200)."""
-    rng = np.random.default_rng(3)
-    return np.concatenate([draw_face(age, rng, 200) for age in GROUP_AGES], axis=1)
-
-
-def empty_scene() -> np.ndarray:
-    """A photo with no face: a colour ramp."""
-    ramp = np.linspace(0, 255, 240, dtype=np.float32)
-    return np.stack([np.tile(ramp, (180, 1)), np.tile(ramp[::-1], (180, 1)), np.full((180, 240), 90.0)], -1).astype(
-        np.uint8
-    )
+from agenet_pipeline.demo.synthetic_faces import draw_face
+from agenet_pipeline_tests.formats import empty_scene, group_photo, jpeg
 
 
 @dataclass(frozen=True)
@@ -41,9 +22,12 @@ class Registry:
 
 @pytest.fixture(scope="session")
 def registry(tmp_path_factory) -> Registry:
-    """A tiny network logged and registered as `agenet` with log_and_register, aliased champion."""
+    """A tiny network logged as a training run logs it, its served model registered as `agenet`, aliased
+    champion."""
     from agenet_pipeline.model.architecture import ModelConfig, build_model
-    from agenet_pipeline.model.tracking import log_and_register, use_experiment
+    from agenet_pipeline.serving.packaging import log_serving_model
+    from agenet_pipeline.tracking.runs import log_network
+    from agenet_pipeline.tracking.store import use_experiment
 
     folder = tmp_path_factory.mktemp("registry")
     uri = f"sqlite:///{folder / 'mlflow.db'}"
@@ -51,11 +35,11 @@ def registry(tmp_path_factory) -> Registry:
     use_experiment(uri, "agenet", str(folder / "mlartifacts"))
     with mlflow.start_run() as run:
         mlflow.log_metrics({"test_mae_years": 12.5, "test_exact_accuracy": 0.25})
-        version = log_and_register(
-            build_model(ModelConfig(input_size=32, filters=(8, 16), dense_units=(16,))), 32, 10, "agenet"
-        )
-    mlflow.MlflowClient(uri).set_registered_model_alias("agenet", "champion", version.version)
-    yield Registry(uri, folder, version.version, run.info.run_id)
+        network = build_model(ModelConfig(input_size=32, filters=(8, 16), dense_units=(16,)))
+        log_network(network, 32, 10)
+        version = str(log_serving_model(network, registered_name="agenet").registered_model_version)
+    mlflow.MlflowClient(uri).set_registered_model_alias("agenet", "champion", version)
+    yield Registry(uri, folder, version, run.info.run_id)
     mlflow.set_tracking_uri(saved[0])
     mlflow.set_registry_uri(saved[1])
 

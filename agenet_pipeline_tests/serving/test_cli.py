@@ -6,7 +6,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from agenet_pipeline.cli import main, tracking_uri
+from agenet_pipeline.serving.cli import main, tracking_uri
 
 AGENET = Path(sys.executable).parent / "agenet"
 
@@ -100,7 +100,7 @@ def test_models_lists_versions_aliases_and_scores_without_dagster_or_tensorflow(
         [
             sys.executable,
             "-c",
-            "import sys, agenet_pipeline.cli; print(sorted({'dagster', 'tensorflow'} & set(sys.modules)))",
+            "import sys, agenet_pipeline.serving.cli; print(sorted({'dagster', 'tensorflow'} & set(sys.modules)))",
         ],
         capture_output=True,
         text=True,

@@ -10,12 +10,11 @@ import pandas as pd
 import pytest
 from mlflow.exceptions import MlflowException
 
-from agenet_pipeline.model.bins import SEED_BINS
-from agenet_pipeline_tests.faces.test_images import png_header_only
-from agenet_pipeline_tests.serving.conftest import GROUP_AGES, empty_scene, group_photo, jpeg
+from agenet_pipeline.core.ages import SEED_BINS
+from agenet_pipeline_tests.formats import GROUP_AGES, empty_scene, group_photo, jpeg, png_header_only
 
 
-def test_a_row_per_face_of_a_group_photo(served):
+def test_a_row_per_face_of_agroup_photo(served):
     answer = served.predict(pd.DataFrame({"image": [jpeg(group_photo())]}))
     assert list(answer["status"]) == ["ok"] * len(GROUP_AGES)
     assert list(answer["input"]) == [0, 0, 0] and list(answer["face"]) == [0, 1, 2]

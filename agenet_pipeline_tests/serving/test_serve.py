@@ -14,8 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from agenet_pipeline_tests.faces.test_images import png_header_only
-from agenet_pipeline_tests.serving.conftest import group_photo, jpeg
+from agenet_pipeline_tests.formats import group_photo, jpeg, png_header_only
 
 
 def free_port() -> int:

@@ -2,8 +2,8 @@ import cv2
 import numpy as np
 import pytest
 
-from agenet_pipeline.cli import main
-from agenet_pipeline.datasets.synthetic_faces import draw_face
+from agenet_pipeline.demo.synthetic_faces import draw_face
+from agenet_pipeline.serving.cli import main
 from agenet_pipeline.serving.webcam import BOX_COLOUR
 
 FRAMES = 12

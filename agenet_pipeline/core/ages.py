@@ -1,0 +1,76 @@
+"""Ages and age bins: the one mapping from ages to classes, shared by training, evaluation, cleaning and serving,
+and the check that an age label can be used."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from agenet_pipeline.core.status import LABEL_OUT_OF_RANGE, MISSING_LABEL
+
+MIN_AGE = 0.0
+MAX_AGE = 120.0
+
+
+@dataclass(frozen=True)
+class AgeBins:
+    """Contiguous age classes. `cut_points[i]` is the first age of bin i; the last bin is open-ended.
+
+    Gapped schemes (Adience: 0-2, 4-6, ...) are expressed by their cut points: an age in a gap goes to
+    the bin whose cut point it has passed. With DESIGN.md's Adience cut points that is the nearer bin (or
+    either of two equally near), except age 23, which the cut point 24 sends to 15-20.
+    """
+
+    name: str
+    labels: tuple[str, ...]
+    cut_points: tuple[float, ...]
+    midpoints: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        if not (len(self.labels) == len(self.cut_points) == len(self.midpoints)):
+            raise ValueError(f"{self.name}: labels, cut points and midpoints differ in length")
+        if self.cut_points[0] != MIN_AGE or any(b <= a for a, b in zip(self.cut_points, self.cut_points[1:])):
+            raise ValueError(f"{self.name}: cut points must start at {MIN_AGE} and increase: {self.cut_points}")
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def index(self, ages) -> np.ndarray:
+        """Bin index of each age; raises ValueError naming the first age that is not a valid age."""
+        ages = np.asarray(ages, dtype=np.float64)
+        invalid = ~np.isfinite(ages) | (ages < MIN_AGE) | (ages > MAX_AGE)
+        if invalid.any():
+            bad = ages[invalid].flat[0]
+            raise ValueError(f"age {bad} is outside [{MIN_AGE:g}, {MAX_AGE:g}] and has no {self.name} bin")
+        return np.searchsorted(self.cut_points, ages, side="right").astype(np.int64) - 1
+
+    def expected_age(self, probabilities) -> np.ndarray:
+        """The paper's age estimate: bin midpoints weighted by the predicted bin probabilities."""
+        return np.asarray(probabilities, dtype=np.float64) @ np.asarray(self.midpoints)
+
+
+SEED_BINS = AgeBins(
+    name="seed",
+    labels=("0-2", "3-6", "7-12", "13-17", "18-22", "23-26", "27-33", "34-44", "45-59", "60+"),
+    cut_points=(0, 3, 7, 13, 18, 23, 27, 34, 45, 60),
+    midpoints=(1.0, 4.5, 9.5, 15.0, 20.0, 24.5, 30.0, 39.0, 52.0, 70.0),
+)
+
+ADIENCE_BINS = AgeBins(
+    name="adience",
+    labels=("0-2", "4-6", "8-12", "15-20", "25-32", "38-43", "48-53", "60+"),
+    cut_points=(0, 4, 7, 14, 24, 36, 46, 57),
+    midpoints=(1.0, 5.0, 10.0, 17.5, 28.5, 40.5, 50.5, 70.0),
+)
+
+SCHEMES = {bins.name: bins for bins in (SEED_BINS, ADIENCE_BINS)}
+
+
+def age_problem(age: float | None) -> str | None:
+    """Why an age label cannot be used, or None when it can."""
+    if age is None or not np.isfinite(age):
+        return MISSING_LABEL
+    if not MIN_AGE <= age <= MAX_AGE:
+        return LABEL_OUT_OF_RANGE
+    return None

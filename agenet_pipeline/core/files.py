@@ -1,0 +1,44 @@
+"""Files written atomically: a temporary file beside the target, renamed over it only when complete."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+import polars as pl
+import pyarrow.parquet as pq
+
+
+@contextmanager
+def atomic_path(path: Path, suffix: str = ".tmp"):
+    """A temporary path beside `path` that replaces it only when the block finishes without error.
+
+    `suffix` is for writers that insist on a file extension (Keras wants `.keras`).
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def write_bytes(path: Path, content: bytes | str) -> Path:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(content.encode() if isinstance(content, str) else content)
+    return path
+
+
+def write_parquet(frame: pl.DataFrame, path: Path, metadata: dict[bytes, bytes] | None = None) -> Path:
+    """`frame` as zstd Parquet, with `metadata` added to the schema's key-value metadata."""
+    table = frame.to_arrow()
+    if metadata:
+        table = table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata})
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp, compression="zstd")
+    return path

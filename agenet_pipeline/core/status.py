@@ -1,0 +1,18 @@
+"""The status words of a row: `ok`, or the reason it cannot be used. Rejected rows keep their reason."""
+
+OK = "ok"
+# Readers
+MALFORMED_NAME = "malformed_name"
+MALFORMED_LINE = "malformed_line"
+MALFORMED_LABEL = "malformed_label"
+MISSING_LABEL = "missing_label"
+MISSING_FILE = "missing_file"
+LABEL_OUT_OF_RANGE = "label_out_of_range"
+# Decoding
+UNREADABLE = "unreadable"
+TOO_LARGE = "too_large"
+INVALID_INPUT = "invalid_input"
+# Face detection
+NO_FACE = "no_face"
+LOW_SCORE = "low_score"
+TOO_SMALL = "too_small"

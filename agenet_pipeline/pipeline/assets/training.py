@@ -1,0 +1,174 @@
+"""Training assets: the preliminary model, the IMDB subset it cleans, and the registered age model.
+
+TensorFlow, Keras and MLflow are imported inside the assets: every Dagster step process imports this module,
+and only the training steps need them.
+"""
+
+from contextlib import contextmanager
+
+import polars as pl
+from dagster import AssetExecutionContext, Config, Failure, MaterializeResult, MetadataValue, RetryPolicy, asset
+from pydantic import Field
+
+from agenet_pipeline.core.ages import SEED_BINS
+from agenet_pipeline.pipeline.assets.labels import training_shards
+from agenet_pipeline.pipeline.assets.metadata import markdown_table
+from agenet_pipeline.pipeline.resources import AgeNetHome, MLflowResource
+
+GROUP = "training"
+APPA_UTK = ("utkface", "appa_real")
+# What each training step trains on: its datasets and the assets their files come from.
+TRAINS_ON = {
+    "preliminary_model": (APPA_UTK, ("training_shards",)),
+    "age_model": ((*APPA_UTK, "imdb_wiki"), ("training_shards", "imdb_cleaned")),
+}
+# Steps that put a model on the GPU share the pool `gpu` (limit 1, dagster.yaml), so that two never fight for one
+# GPU's memory. A retry of a training resumes from its last epoch's checkpoint.
+GPU_POOL = "gpu"
+GPU_RETRY = RetryPolicy(max_retries=1, delay=30)
+
+
+class ModelTrainingConfig(Config):
+    """A recipe ('seed': the paper's; 'recommended': ours) and any settings to change in it."""
+
+    recipe: str = Field(default="seed", description="'seed' (the paper's network and training) or 'recommended'")
+    input_size: int | None = Field(default=None, description="Side of the square input in pixels (256)")
+    filters: list[int] | None = Field(default=None, description="Filters per conv layer (64, 128, 256, 512, 1024)")
+    kernel_size: int | None = Field(default=None, description="Convolution kernel size (3)")
+    dense_units: list[int] | None = Field(default=None, description="Units per dense layer (256, 128)")
+    dropout: float | None = Field(default=None, description="Dropout after each conv layer (0.187)")
+    learning_rate: float | None = Field(default=None, description="Adam learning rate (3e-4)")
+    lr_plateau_patience: int | None = Field(
+        default=None, description="Epochs without validation improvement before the learning rate is cut to 0.3x"
+    )
+    batch_size: int | None = Field(default=None, description="Batch size (32)")
+    max_epochs: int | None = Field(default=None, description="Epoch limit; early stopping usually ends sooner (30)")
+    patience: int | None = Field(default=None, description="Epochs without validation improvement before stopping (4)")
+    seed: int | None = Field(default=None, description="Seed of initialisation, shuffling and augmentation (0)")
+    label_sigma: float | None = Field(default=None, description="Train on a label distribution this many years wide")
+    mixed_precision: bool | None = Field(default=None, description="float16 compute on a GPU (off)")
+
+    def recipe_with_changes(self):
+        from agenet_pipeline.model.recipes import recipe_with_changes
+
+        return recipe_with_changes(self.recipe, self.model_dump(exclude={"recipe"}))
+
+
+@contextmanager
+def final_on_training_error():
+    """A TrainingError (an empty split, a diverged loss) fails the step for good: a retry would fail the same way."""
+    from agenet_pipeline.model.training import TrainingError
+
+    try:
+        yield
+    except TrainingError as error:
+        raise Failure(str(error), allow_retries=False) from error
+
+
+def _trained_metadata(trained) -> dict:
+    scores, chance, run = trained.run.test_scores, trained.constant_guess, trained.run
+    table = pl.DataFrame(
+        {
+            "": ["model", "constant guess of the most frequent training bin"],
+            "exact": [scores.exact, chance.exact],
+            "one-off": [scores.one_off, chance.one_off],
+            "MAE (years)": [scores.mae, chance.mae],
+        }
+    )
+    uri = trained.record.tracking_uri
+    metadata = {
+        "test scores": markdown_table(table),
+        "test exact accuracy": scores.exact,
+        "test MAE (years)": scores.mae,
+        "test examples": scores.count,
+        "epochs": run.result.epochs,
+        "best epoch": run.result.best_epoch,
+        "resumed at epoch": run.result.resumed_at_epoch,
+        "mlflow run id": run.run_id,
+        "mlflow tracking uri": uri,
+        "mlflow ui": MetadataValue.text(f"mlflow ui --backend-store-uri {uri}"),
+        "model file": MetadataValue.path(trained.record.model_path),
+    }
+    if run.version:
+        metadata |= {
+            "registered model": run.version.name,
+            "model version": run.version.version,
+            "model uri": MetadataValue.text(run.version.uri),
+        }
+    return metadata
+
+
+def _train(context, config: ModelTrainingConfig, home: AgeNetHome, mlflow: MLflowResource, name: str, publish):
+    """Train `name` on the datasets its step trains on; `publish` registers the served model (or None)."""
+    from agenet_pipeline.model.training_sets import splits_and_files, training_data, without_dropped_imdb
+    from agenet_pipeline.tracking.training_run import train_and_record
+
+    folder = home.folder
+    splits, files = splits_and_files(folder)
+    datasets, inputs = TRAINS_ON[name]
+    if "imdb_cleaned" in inputs:
+        splits, files = without_dropped_imdb(folder, splits, files)
+    tags = {"dagster.run_id": context.run_id, "dagster.asset": name}
+    with final_on_training_error():
+        data = training_data(splits, files, datasets, inputs)
+        trained = train_and_record(
+            folder, mlflow.store(folder), name, tags, config.recipe_with_changes(), data, publish
+        )
+    return MaterializeResult(metadata=_trained_metadata(trained))
+
+
+@asset(group_name=GROUP, deps=[training_shards], kinds={"tensorflow", "mlflow"}, pool=GPU_POOL, retry_policy=GPU_RETRY)
+def preliminary_model(
+    context: AssetExecutionContext, config: ModelTrainingConfig, home: AgeNetHome, mlflow: MLflowResource
+) -> MaterializeResult:
+    """The paper's first network, trained on APPA-REAL and UTKFace only, to judge the noisy IMDB labels."""
+    return _train(context, config, home, mlflow, "preliminary_model", publish=None)
+
+
+class CleaningConfig(Config):
+    threshold: float = Field(
+        default=0.40,
+        description="Least probability the preliminary model must give the "
+        "labelled bin and its two neighbours for an image to stay",
+    )
+
+
+@asset(
+    group_name=GROUP, deps=[preliminary_model], kinds={"tensorflow", "parquet"}, pool=GPU_POOL, retry_policy=GPU_RETRY
+)
+def imdb_cleaned(context: AssetExecutionContext, config: CleaningConfig, home: AgeNetHome) -> MaterializeResult:
+    """IMDB training and validation faces judged by the preliminary model; kept ones written as new shards.
+
+    The test split is left as it is, so that the test scores are not flattered by the cleaning.
+    """
+    from agenet_pipeline.model.cleaning import clean_imdb
+
+    table = clean_imdb(home.folder, config.threshold)
+    for split, (kept, judged) in table.kept_per_split().items():
+        context.log.info(f"{split}: kept {kept} of {judged}")
+    per_bin = table.judged.group_by("bin").agg(pl.len().alias("judged"), (~pl.col("kept")).sum().alias("dropped"))
+    per_bin = per_bin.sort("bin").with_columns(pl.col("bin").replace_strict(range(len(SEED_BINS)), SEED_BINS.labels))
+    return MaterializeResult(
+        metadata={
+            "dagster/row_count": table.judged.height,
+            "kept": int(table.judged["kept"].sum()),
+            "dropped": int((~table.judged["kept"]).sum()),
+            "threshold": config.threshold,
+            "dropped per labelled bin": markdown_table(per_bin),
+            "judged rows (with probabilities)": MetadataValue.path(str(home.folder.imdb_cleaned_path)),
+        }
+    )
+
+
+@asset(group_name=GROUP, deps=[imdb_cleaned], kinds={"tensorflow", "mlflow"}, pool=GPU_POOL, retry_policy=GPU_RETRY)
+def age_model(
+    context: AssetExecutionContext, config: ModelTrainingConfig, home: AgeNetHome, mlflow: MLflowResource
+) -> MaterializeResult:
+    """The age network on APPA-REAL, UTKFace and the cleaned IMDB subset, registered in MLflow."""
+    from functools import partial
+
+    from agenet_pipeline.serving.packaging import log_serving_model
+
+    name = mlflow.registered_model
+    publish = (name, partial(log_serving_model, name="serving_model", registered_name=name))
+    return _train(context, config, home, mlflow, "age_model", publish)

@@ -1,0 +1,69 @@
+"""Dagster resources: where the pipeline keeps its files, where the datasets are, the face detector, MLflow."""
+
+from pathlib import Path
+
+from dagster import ConfigurableResource
+from pydantic import Field
+
+from agenet_pipeline.core.home import Home, artifact_location, tracking_uri
+from agenet_pipeline.demo.writers import demo_dataset
+from agenet_pipeline.faces.detector import BLAZEFACE_SHORT_RANGE_SHA256, resolve_model
+from agenet_pipeline.tracking.training_run import Store
+
+
+class AgeNetHome(ConfigurableResource):
+    """The project's home folder: manifests, faces, labels, shards and the demo data live under it."""
+
+    path: str | None = Field(
+        default=None,
+        description="Folder for everything the pipeline writes; "
+        "default: $AGENET_HOME, else .agenet in the working directory",
+    )
+
+    @property
+    def folder(self) -> Home:
+        return Home.at(self.path)
+
+
+class DatasetRoots(ConfigurableResource):
+    """Where each dataset is on disk. A dataset without a root uses the synthetic demo copy."""
+
+    utkface: str | None = Field(default=None, description="Folder holding the UTKFace *.jpg.chip.jpg files")
+    appa_real: str | None = Field(default=None, description="Folder holding gt_avg_*.csv and train/ valid/ test/")
+    imdb_wiki: str | None = Field(default=None, description="Folder holding imdb.mat or wiki.mat (or one level up)")
+    adience: str | None = Field(default=None, description="Folder holding fold_*_data.txt and faces/")
+    demo_images: int | None = Field(default=None, description="Images per demo dataset (default: the demo's own sizes)")
+
+    def root(self, dataset: str, home: Home) -> tuple[Path, bool]:
+        """(root folder, whether it is the synthetic demo)."""
+        configured = getattr(self, dataset)
+        if configured:
+            return Path(configured).expanduser().absolute(), False
+        return demo_dataset(home.demo_folder, dataset, self.demo_images), True
+
+
+class FaceDetectorResource(ConfigurableResource):
+    """The BlazeFace short-range model for MediaPipe's FaceDetector."""
+
+    model_path: str | None = Field(default=None, description="A .tflite to use instead of the bundled model")
+    model_sha256: str | None = Field(
+        default=BLAZEFACE_SHORT_RANGE_SHA256, description="Expected SHA-256 of the model; empty to skip the check"
+    )
+
+    def model(self) -> Path:
+        return resolve_model(self.model_path, self.model_sha256)
+
+
+class MLflowResource(ConfigurableResource):
+    """The MLflow tracking and registry store: a sqlite file under the home by default, any URI by configuration."""
+
+    tracking_uri: str | None = Field(
+        default=None,
+        description="Tracking and registry URI (a server, Postgres, ...); default: sqlite:///<home>/mlflow.db",
+    )
+    experiment: str = Field(default="agenet", description="Experiment that holds the training runs")
+    registered_model: str = Field(default="agenet", description="Registered model that receives each age model")
+
+    def store(self, home: Home) -> Store:
+        home.root.mkdir(parents=True, exist_ok=True)
+        return Store(tracking_uri(self.tracking_uri, home), self.experiment, artifact_location(self.tracking_uri, home))

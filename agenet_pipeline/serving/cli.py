@@ -1,0 +1,172 @@
+"""The `agenet` command: ages for photos, the live webcam demo, and the registered model versions.
+
+Libraries are imported inside the commands, so that `agenet --help` answers at once (and no Dagster is loaded).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from agenet_pipeline.core.home import TRACKING_VARIABLE, Home
+from agenet_pipeline.core.home import tracking_uri as home_tracking_uri
+
+DEFAULT_MODEL = "models:/agenet@champion"
+
+
+class CommandError(Exception):
+    """A problem the user can fix; printed without a traceback."""
+
+
+def tracking_uri(option: str | None) -> str:
+    """--tracking-uri, else $MLFLOW_TRACKING_URI, else the pipeline's default store under the home folder
+    ($AGENET_HOME or .agenet in the working directory, as the Dagster resources have it)."""
+    return option or os.environ.get(TRACKING_VARIABLE) or home_tracking_uri(None, Home.at())
+
+
+def _use_store(option: str | None) -> str:
+    from agenet_pipeline.tracking.store import connect
+
+    uri = tracking_uri(option)
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
+        raise CommandError(
+            f"there is no MLflow store at {uri.removeprefix('sqlite:///')}: run the full job first (README, Quick "
+            "start) in this folder, or point --tracking-uri, $MLFLOW_TRACKING_URI or $AGENET_HOME at the store"
+        )
+    connect(uri)
+    return uri
+
+
+def _load(model_uri: str, store: str | None):
+    """The served pyfunc model and its age bins."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    from agenet_pipeline.core.ages import SCHEMES
+
+    uri = _use_store(store)
+    try:
+        model = mlflow.pyfunc.load_model(model_uri)
+    except MlflowException as error:
+        raise CommandError(f"cannot load {model_uri} from {uri}: {error.message}") from error
+    config = model.metadata.flavors["python_function"].get("config") or {}
+    if config.get("bins") not in SCHEMES:
+        raise CommandError(f"{model_uri} is not an AgeNet serving model (photos in, ages out)")
+    return model, SCHEMES[config["bins"]]
+
+
+def predict(args: argparse.Namespace) -> None:
+    from tqdm import tqdm
+
+    from agenet_pipeline.core.status import NO_FACE, OK
+    from agenet_pipeline.serving.photos import OUTPUT_FORMATS, photo_files, predict_photos, write_table
+
+    if args.output and args.output.suffix.lower() not in OUTPUT_FORMATS:
+        raise CommandError(f"--output must end in {', '.join(OUTPUT_FORMATS)}: {args.output}")
+    try:
+        files = photo_files(args.paths)
+    except FileNotFoundError as error:
+        raise CommandError(str(error)) from error
+    model, bins = _load(args.model, args.tracking_uri)
+    with tqdm(total=len(files), unit="photo", file=sys.stderr, disable=None) as bar:
+        table = predict_photos(model, files, bins, args.aligned, args.batch_size, bar.update)
+    if args.output:
+        write_table(table, args.output)
+    else:
+        table.write_csv(sys.stdout)
+    counts = dict(table.group_by("status").len().iter_rows())
+    faces = counts.pop(OK, 0)
+    no_face = counts.pop(NO_FACE, 0)
+    rejected = ", ".join(f"{n} {reason}" for reason, n in sorted(counts.items())) or "none"
+    print(
+        f"{len(files)} files: {faces} faces, {no_face} files without a face, rejected: {rejected}"
+        + (f"; written to {args.output}" if args.output else ""),
+        file=sys.stderr,
+    )
+
+
+def webcam(args: argparse.Namespace) -> None:
+    import time
+
+    from agenet_pipeline.serving.webcam import run
+
+    if args.output and args.output.suffix.lower() != ".mp4":
+        raise CommandError(f"--output must be an .mp4 file: {args.output}")
+    model, _ = _load(args.model, args.tracking_uri)
+    predictor = model.unwrap_python_model().predictor
+    started = time.perf_counter()
+    try:
+        frames = run(predictor, args.source, not args.no_display, args.output, sys.stdout)
+    except OSError as error:
+        raise CommandError(str(error)) from error
+    seconds = time.perf_counter() - started
+    print(f"{frames} frames in {seconds:.1f} s ({frames / max(seconds, 1e-9):.1f} frames/s)", file=sys.stderr)
+    if args.output:
+        print(f"written to {args.output}", file=sys.stderr)
+
+
+def models(args: argparse.Namespace) -> None:
+    from agenet_pipeline.tracking.registry import model_versions
+
+    _use_store(args.tracking_uri)
+    versions = model_versions(args.name)
+    if not versions:
+        raise CommandError(f"no registered model {args.name!r} in {tracking_uri(args.tracking_uri)}")
+    print(text_table(versions))
+
+
+def text_table(rows: list[dict[str, str]]) -> str:
+    """Rows as aligned columns under a header."""
+    columns = list(rows[0])
+    widths = {c: max(len(c), *(len(row[c]) for row in rows)) for c in columns}
+    lines = ["  ".join(c.ljust(widths[c]) for c in columns)]
+    lines += ["  ".join(row[c].ljust(widths[c]) for c in columns) for row in rows]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def parser() -> argparse.ArgumentParser:
+    store = argparse.ArgumentParser(add_help=False)
+    store.add_argument(
+        "--tracking-uri",
+        help="MLflow tracking and registry URI (default: $MLFLOW_TRACKING_URI, else sqlite:///<home>/mlflow.db "
+        "with home $AGENET_HOME or ./.agenet)",
+    )
+    served = argparse.ArgumentParser(add_help=False, parents=[store])
+    served.add_argument("--model", default=DEFAULT_MODEL, help="model URI (default: %(default)s)")
+
+    main_parser = argparse.ArgumentParser(prog="agenet", description="Facial age estimation with the AgeNet model.")
+    commands = main_parser.add_subparsers(dest="command", required=True)
+
+    p = commands.add_parser("predict", parents=[served], help="ages for photos: a row per face")
+    p.add_argument("paths", nargs="+", type=Path, help="photo files or folders (walked recursively)")
+    p.add_argument("--output", type=Path, help="a .csv, .json or .parquet file (default: CSV on stdout)")
+    p.add_argument("--aligned", action="store_true", help="the photos are face crops: no detection, one row each")
+    p.add_argument("--batch-size", type=int, default=64, help="photos per call of the model (default: %(default)s)")
+    p.set_defaults(run=predict)
+
+    w = commands.add_parser("webcam", parents=[served], help="the live demo: ages drawn on a camera or video")
+    w.add_argument("--source", default="0", help="a camera number or a video file (default: %(default)s)")
+    w.add_argument("--no-display", action="store_true", help="no window: write --output, or print ages per frame")
+    w.add_argument("--output", type=Path, help="write the annotated video to this .mp4 file")
+    w.set_defaults(run=webcam)
+
+    m = commands.add_parser("models", parents=[store], help="registered versions, aliases and test scores")
+    m.add_argument("--name", default="agenet", help="registered model name (default: %(default)s)")
+    m.set_defaults(run=models)
+    return main_parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        args.run(args)
+    except CommandError as error:
+        print(f"agenet {args.command}: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
