@@ -23,7 +23,7 @@ from agenet_pipeline.datasets.reconciliation import reconcile_faces
 from agenet_pipeline.faces.preview import preview_grid
 from agenet_pipeline.faces.sharded import run_face_stage
 from agenet_pipeline.faces.stage import FaceStageSettings
-from agenet_pipeline.faces.storage import scan_faces
+from agenet_pipeline.faces.storage import naming_damaged_shards, scan_faces
 from agenet_pipeline.faces.summary import detection_rate, outcome_counts, preview_sample, several_faces
 from agenet_pipeline.resources import DATASETS, AgeNetHome, FaceDetectorResource
 
@@ -82,17 +82,19 @@ def _faces_asset(dataset: str):
             config.shard_size,
             config.workers or os.cpu_count() or 1,
         )
-        faces = scan_faces(folder, SUMMARY_COLUMNS).collect()
+        with naming_damaged_shards(folder):
+            faces = scan_faces(folder, SUMMARY_COLUMNS).collect()
         if faces.height != manifest.height or not faces["row"].equals(manifest["row"]):
             raise RuntimeError(f"{folder}: the face shards do not line up with the {manifest.height} manifest rows")
         rate = detection_rate(faces)
         sample_rows = preview_sample(faces)["row"]
-        sample = (
-            scan_faces(folder, ["row", "age", "crop_jpeg"])
-            .filter(pl.col("row").is_in(sample_rows))
-            .collect()
-            .sort("age")
-        )
+        with naming_damaged_shards(folder):
+            sample = (
+                scan_faces(folder, ["row", "age", "crop_jpeg"])
+                .filter(pl.col("row").is_in(sample_rows))
+                .collect()
+                .sort("age")
+            )
         metadata = {
             "dagster/row_count": faces.height,
             "usable faces": status_counts(faces).get("ok", 0),
@@ -135,7 +137,9 @@ def _rows_reconcile(dataset: str):
     )
     def rows_reconcile(home: AgeNetHome) -> AssetCheckResult:
         manifest = pl.read_parquet(home.manifest_path(dataset), columns=["row", "status"])
-        result = reconcile_faces(manifest, scan_faces(home.faces_folder(dataset), ["row", "status"]).collect())
+        with naming_damaged_shards(home.faces_folder(dataset)):
+            faces = scan_faces(home.faces_folder(dataset), ["row", "status"]).collect()
+        result = reconcile_faces(manifest, faces)
         return reconciliation_result(result, "rows by outcome")
 
     return rows_reconcile

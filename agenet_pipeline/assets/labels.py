@@ -19,7 +19,7 @@ from agenet_pipeline.datasets.labels import binned_labels
 from agenet_pipeline.datasets.manifest import OK
 from agenet_pipeline.datasets.reconciliation import reconcile_splits
 from agenet_pipeline.datasets.splits import EVALUATION, SPLITS, assign_splits, leaks
-from agenet_pipeline.faces.storage import scan_faces, write_parquet
+from agenet_pipeline.faces.storage import naming_damaged_shards, scan_faces, write_parquet
 from agenet_pipeline.faces.tfrecords import DEFAULT_FILE_BYTES, write_shards
 from agenet_pipeline.model.bins import MAX_AGE, MIN_AGE, SEED_BINS
 from agenet_pipeline.resources import DATASETS, AgeNetHome
@@ -31,7 +31,8 @@ SHARDED_SPLITS = (*SPLITS, EVALUATION)
 @asset(group_name=GROUP, deps=[AssetKey(f"faces_{d}") for d in DATASETS], kinds={"polars", "parquet"})
 def age_labels(home: AgeNetHome) -> MaterializeResult:
     """Every face row of every dataset with its age bin (the paper's ten) and Adience bin; crops left out."""
-    tables = [scan_faces(home.faces_folder(d)).drop("crop_jpeg", "box").collect() for d in DATASETS]
+    with naming_damaged_shards(*(home.faces_folder(d) for d in DATASETS)):
+        tables = [scan_faces(home.faces_folder(d)).drop("crop_jpeg", "box").collect() for d in DATASETS]
     labels = binned_labels(tables)
     write_parquet(labels, home.labels_path)
     usable = labels.filter(pl.col("status") == OK)
@@ -108,9 +109,11 @@ def no_split_leakage(home: AgeNetHome) -> AssetCheckResult:
     description="Per dataset, face rows = train + validation + test + evaluation + held_out + rejected",
 )
 def rows_reconcile(home: AgeNetHome) -> AssetCheckResult:
-    faces = pl.concat(
-        scan_faces(home.faces_folder(d), ["row", "status"]).collect().with_columns(dataset=pl.lit(d)) for d in DATASETS
-    )
+    with naming_damaged_shards(*(home.faces_folder(d) for d in DATASETS)):
+        faces = pl.concat(
+            scan_faces(home.faces_folder(d), ["row", "status"]).collect().with_columns(dataset=pl.lit(d))
+            for d in DATASETS
+        )
     result = reconcile_splits(faces, pl.read_parquet(home.splits_path, columns=["dataset", "row", "status", "split"]))
     return reconciliation_result(result, "rows per dataset and split")
 
