@@ -12,7 +12,7 @@ from pathlib import Path
 
 import polars as pl
 
-from agenet_pipeline.datasets.manifest import OK, manifest_frame, rejected, require_folder
+from agenet_pipeline.datasets.manifest import OK, OUTSIDE_ROOT, manifest_frame, outside_root, rejected, require_folder
 from agenet_pipeline.model.bins import age_problem
 
 DATASET = "adience"
@@ -80,6 +80,8 @@ def _row(root: Path, fold: int, fields: list[str], where: str) -> dict:
         "face_id": record["face_id"],
         "gender": {"m": "male", "f": "female"}.get(record["gender"]),
     }
+    if problem := outside_root(root, path):  # an absolute user_id, or `..` in a field
+        return rejected(**row, status=OUTSIDE_ROOT, detail=f"{where}: {problem}")
     age_range = parse_age(record["age"])
     if age_range is None:
         status = "missing_label" if record["age"].strip() in ("", "None") else "malformed_label"

@@ -10,6 +10,7 @@ from pathlib import Path
 import polars as pl
 
 OK = "ok"
+OUTSIDE_ROOT = "outside_root"
 
 MANIFEST_SCHEMA = {
     "dataset": pl.String,
@@ -36,6 +37,22 @@ def number_rows(manifest: pl.DataFrame) -> pl.DataFrame:
 def rejected(**fields) -> dict:
     """A row kept in the manifest with the reason it cannot be used."""
     return {"age": None, **fields}
+
+
+def outside_root(root: Path, path: Path) -> str | None:
+    """Why reading `path` would leave the dataset at `root`, or None when it stays inside.
+
+    Both are resolved, symbolic links included, so an absolute path, `..` segments and a link that points out of
+    the root are all caught; check before reading (or hashing) the file. A link loop resolves nowhere and is
+    left to the read, which fails on it.
+    """
+    try:
+        real, real_root = path.resolve(), root.resolve()
+    except (OSError, RuntimeError, ValueError):  # a symbolic-link loop, a NUL in the name: left to the read
+        return None
+    if real.is_relative_to(real_root):
+        return None
+    return f"{path} leads to {real}, outside the dataset root {real_root}"
 
 
 def file_group(path: Path) -> tuple[str | None, str | None]:

@@ -6,15 +6,20 @@ stage, not reused, and an error from reading one names the file. No dataset read
 
 import hashlib
 import shutil
+from pathlib import Path
 
 import cv2
 import numpy as np
 import polars as pl
 import pyarrow.parquet as pq
 import pytest
+import scipy.io
 
+from agenet_pipeline.datasets.adience import read_adience
+from agenet_pipeline.datasets.appa_real import read_appa_real
 from agenet_pipeline.datasets.demo import demo_dataset
-from agenet_pipeline.datasets.manifest import number_rows
+from agenet_pipeline.datasets.imdb_wiki import read_imdb_wiki
+from agenet_pipeline.datasets.manifest import number_rows, outside_root
 from agenet_pipeline.datasets.utkface import read_utkface
 from agenet_pipeline.faces.detector import resolve_model
 from agenet_pipeline.faces.sharded import run_face_stage
@@ -135,3 +140,69 @@ def test_training_shards_refuse_crops_from_a_damaged_shard_and_name_it(faces, tm
     with pytest.raises(CorruptShardError, match=f"^{damaged}: .*SHA-256"):
         write_shards(rows, "utkface", faces, tmp_path / "tfrecords", "train-utkface")
     assert not list((tmp_path / "tfrecords").glob("*.tfrecord"))
+
+
+ADIENCE_FIELDS = "(25, 32)\tf\t10\t20\t300\t300\t0\t0\t50"
+
+
+def escape_every_reader(folder: Path, secret: Path) -> dict[str, Path]:
+    """The four demo datasets, each with rows that lead to `secret`, a photo outside every root; their roots."""
+    roots = {name: demo_dataset(folder, name, count=8) for name in ("utkface", "appa_real", "imdb_wiki", "adience")}
+    relative = Path("..") / ".." / secret.relative_to(folder)  # from a folder two levels below `folder`
+
+    (roots["utkface"] / "UTKFace" / "30_0_0_20170101000000000.jpg.chip.jpg").symlink_to(secret)
+
+    with open(roots["appa_real"] / "gt_avg_train.csv", "a") as labels:
+        labels.write(f"{relative},30,25.0,3.0,25\n{secret},30,25.0,3.0,25\nlink.jpg,30,25.0,3.0,25\n")
+    (roots["appa_real"] / "train" / "link.jpg").symlink_to(secret)
+
+    wiki = roots["imdb_wiki"] / "wiki_crop"
+    (wiki / "01").mkdir(parents=True)
+    (wiki / "01" / "nm0000001_link.jpg").symlink_to(secret)
+    full_path = np.empty((1, 3), dtype=object)
+    full_path[0, :] = [np.array([str(relative)]), np.array([str(secret)]), np.array(["01/nm0000001_link.jpg"])]
+    fields = {"dob": 719529.0 + 365 * 30, "photo_taken": 2010.0, "gender": 1.0, "face_score": 3.0}
+    struct = {key: np.full((1, 3), value) for key, value in fields.items()}
+    scipy.io.savemat(
+        wiki / "wiki.mat", {"wiki": {**struct, "full_path": full_path, "second_face_score": np.full((1, 3), np.nan)}}
+    )
+
+    faces = roots["adience"] / "faces"
+    shutil.copy(secret, secret.parent / "coarse_tilt_aligned_face.1.a.jpg")
+    (faces / "u1").mkdir()
+    (faces / "u1" / "coarse_tilt_aligned_face.2.b.jpg").symlink_to(secret)
+    (faces / "u2" / "coarse_tilt_aligned_face.3.c").mkdir(parents=True)
+    with open(roots["adience"] / "fold_0_data.txt", "a") as fold:
+        fold.write(f"{secret.parent}\ta.jpg\t1\t{ADIENCE_FIELDS}\n")  # an absolute user_id
+        fold.write(f"../../{secret.parent.name}\ta.jpg\t1\t{ADIENCE_FIELDS}\n")  # `..` in user_id
+        fold.write(f"u1\tb.jpg\t2\t{ADIENCE_FIELDS}\n")  # a symbolic link out of the root
+        fold.write(f"u2\tc/../../../../{secret.parent.name}/{secret.name}\t3\t{ADIENCE_FIELDS}\n")  # `..` in the name
+    return roots
+
+
+def test_no_reader_reads_outside_its_root(tmp_path):
+    secret = tmp_path / "private" / "secret.jpg"
+    secret.parent.mkdir()
+    assert cv2.imwrite(str(secret), np.full((64, 64, 3), 128, np.uint8))
+    roots = escape_every_reader(tmp_path, secret)
+    readers = {"utkface": read_utkface, "appa_real": read_appa_real, "imdb_wiki": read_imdb_wiki}
+    escapes = {"utkface": 1, "appa_real": 3, "imdb_wiki": 3, "adience": 4}
+
+    for name, root in roots.items():
+        manifest = (readers.get(name) or read_adience)(root)
+        ok = manifest.filter(pl.col("status") == "ok")
+        assert ok.height > 0
+        assert all(Path(path).resolve().is_relative_to(root.resolve()) for path in ok["image_path"]), name
+        outside = manifest.filter(pl.col("status") == "outside_root")
+        assert outside.height == escapes[name], name
+        for path, detail in outside.select("image_path", "detail").rows():
+            assert f"{path} leads to {secret.parent.resolve()}/" in detail and str(root.resolve()) in detail
+
+
+def test_a_path_that_cannot_be_resolved_is_left_to_the_read(tmp_path):
+    (tmp_path / "loop.jpg").symlink_to(tmp_path / "loop.jpg")
+    assert outside_root(tmp_path, tmp_path / "loop.jpg") is None  # the read fails on the loop
+    assert outside_root(tmp_path, tmp_path / "nul\x00.jpg") is None  # no file can be opened by this name
+    assert outside_root(tmp_path, tmp_path / "absent.jpg") is None  # the read finds no file
+    assert outside_root(tmp_path, tmp_path / "loop.jpg" / ".." / ".." / "x.jpg").endswith(f"root {tmp_path.resolve()}")
+    assert outside_root(tmp_path, tmp_path / ".." / "absent.jpg").endswith(f"root {tmp_path.resolve()}")
