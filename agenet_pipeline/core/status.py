@@ -16,3 +16,4 @@ INVALID_INPUT = "invalid_input"
 NO_FACE = "no_face"
 LOW_SCORE = "low_score"
 TOO_SMALL = "too_small"
+OUTSIDE_ROOT = "outside_root"  # a path that leads outside the dataset's root: never read

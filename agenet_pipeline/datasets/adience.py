@@ -13,8 +13,8 @@ from pathlib import Path
 import polars as pl
 
 from agenet_pipeline.core.ages import age_problem
-from agenet_pipeline.core.status import OK
-from agenet_pipeline.datasets.manifest import manifest_frame, rejected, require_folder
+from agenet_pipeline.core.status import OK, OUTSIDE_ROOT
+from agenet_pipeline.datasets.manifest import manifest_frame, outside_root, rejected, require_folder
 
 DATASET = "adience"
 FOLDS = 5
@@ -81,6 +81,8 @@ def _row(root: Path, fold: int, fields: list[str], where: str) -> dict:
         "face_id": record["face_id"],
         "gender": {"m": "male", "f": "female"}.get(record["gender"]),
     }
+    if problem := outside_root(root, path):  # an absolute user_id, or `..` in a field
+        return rejected(**row, status=OUTSIDE_ROOT, detail=f"{where}: {problem}")
     age_range = parse_age(record["age"])
     if age_range is None:
         status = "missing_label" if record["age"].strip() in ("", "None") else "malformed_label"

@@ -11,8 +11,8 @@ from pathlib import Path
 import polars as pl
 
 from agenet_pipeline.core.ages import age_problem
-from agenet_pipeline.core.status import OK
-from agenet_pipeline.datasets.manifest import file_group, manifest_frame, rejected, require_folder
+from agenet_pipeline.core.status import OK, OUTSIDE_ROOT
+from agenet_pipeline.datasets.manifest import file_group, manifest_frame, outside_root, rejected, require_folder
 
 DATASET = "appa_real"
 SPLITS = ("train", "valid", "test")
@@ -43,6 +43,8 @@ def _label_row(root: Path, split: str, record: dict, age_label: str, where: str)
     }
     path = root / split / record["file_name"]
     row = {"dataset": DATASET, "image_path": str(path), "age_source": age_label, **labels}
+    if problem := outside_root(root, path):  # an absolute file_name, `..` in it, or a link out of the root
+        return rejected(**row, status=OUTSIDE_ROOT, detail=f"{where}: {problem}")
     age = labels["real_age"] if age_label == "real" else labels["apparent_age_avg"]
     problem = age_problem(age)
     if problem:

@@ -16,8 +16,8 @@ import polars as pl
 import scipy.io
 
 from agenet_pipeline.core.ages import age_problem
-from agenet_pipeline.core.status import OK
-from agenet_pipeline.datasets.manifest import manifest_frame, require_folder
+from agenet_pipeline.core.status import OK, OUTSIDE_ROOT
+from agenet_pipeline.datasets.manifest import manifest_frame, outside_root, require_folder
 
 DATASET = "imdb_wiki"
 FIELDS = ("dob", "photo_taken", "full_path", "gender", "face_score", "second_face_score")
@@ -76,7 +76,7 @@ def _path_text(cell) -> str | None:
     return str(values[0]) if values.size else None
 
 
-def _rows(mat_path: Path) -> list[dict]:
+def _rows(mat_path: Path, root: Path) -> list[dict]:
     columns = _load_struct(mat_path)
     folder = mat_path.parent
     rows = []
@@ -102,16 +102,18 @@ def _rows(mat_path: Path) -> list[dict]:
             "face_score": face_score,
             "second_face_score": second,
         }
-        row["status"], row["detail"] = _status(row, face_score, second, f"{mat_path.name}[{i}]")
+        row["status"], row["detail"] = _status(row, face_score, second, f"{mat_path.name}[{i}]", root)
         if row["status"] != OK:
             row["age"] = None
         rows.append(row)
     return rows
 
 
-def _status(row: dict, face_score: float, second_face_score: float, where: str) -> tuple[str, str | None]:
+def _status(row: dict, face_score: float, second_face_score: float, where: str, root: Path) -> tuple[str, str | None]:
     if row["image_path"] is None:
         return "malformed_line", f"{where}: empty full_path"
+    if problem := outside_root(root, Path(row["image_path"])):  # an absolute full_path, or `..` in it
+        return OUTSIDE_ROOT, f"{where}: {problem}"
     if not np.isfinite(face_score):
         return "no_face", f"{where}: face_score {face_score}"
     if not np.isnan(second_face_score):
@@ -127,7 +129,7 @@ def _status(row: dict, face_score: float, second_face_score: float, where: str) 
 def read_imdb_wiki(root: str | Path) -> pl.DataFrame:
     """Manifest of every row of every `.mat` under root, each `ok` or with the reason it is rejected."""
     root = require_folder(root, DATASET)
-    return manifest_frame([row for mat in find_mat_files(root) for row in _rows(mat)], EXTRA_SCHEMA)
+    return manifest_frame([row for mat in find_mat_files(root) for row in _rows(mat, root)], EXTRA_SCHEMA)
 
 
 def sample_usable(manifest: pl.DataFrame, sample_size: int | None, seed: int = 0) -> tuple[pl.DataFrame, int]:

@@ -36,6 +36,22 @@ def rejected(**fields) -> dict:
     return {"age": None, **fields}
 
 
+def outside_root(root: Path, path: Path) -> str | None:
+    """Why reading `path` would leave the dataset at `root`, or None when it stays inside.
+
+    Both are resolved, symbolic links included, so an absolute path, `..` segments and a link that points out of
+    the root are all caught; check before reading (or hashing) the file. A link loop resolves nowhere and is
+    left to the read, which fails on it.
+    """
+    try:
+        real, real_root = path.resolve(), root.resolve()
+    except (OSError, RuntimeError, ValueError):  # a symbolic-link loop, a NUL in the name: left to the read
+        return None
+    if real.is_relative_to(real_root):
+        return None
+    return f"{path} leads to {real}, outside the dataset root {real_root}"
+
+
 def file_group(path: Path) -> tuple[str | None, str | None]:
     """(split group from the file's content hash, None) or (None, why the file cannot be read)."""
     try:

@@ -12,8 +12,15 @@ from pathlib import Path
 import polars as pl
 
 from agenet_pipeline.core.ages import age_problem
-from agenet_pipeline.core.status import OK
-from agenet_pipeline.datasets.manifest import file_group, manifest_frame, rejected, require_folder, walk_files
+from agenet_pipeline.core.status import OK, OUTSIDE_ROOT
+from agenet_pipeline.datasets.manifest import (
+    file_group,
+    manifest_frame,
+    outside_root,
+    rejected,
+    require_folder,
+    walk_files,
+)
 
 DATASET = "utkface"
 GENDERS = {0: "male", 1: "female"}
@@ -42,6 +49,9 @@ def read_utkface(root: str | Path) -> pl.DataFrame:
     rows = []
     for path in walk_files(root, (".jpg", ".jpeg", ".png")):
         row = {"dataset": DATASET, "image_path": str(path), "age_source": "real"}
+        if problem := outside_root(root, path):  # a symbolic link to a file elsewhere
+            rows.append(rejected(**row, status=OUTSIDE_ROOT, detail=problem))
+            continue
         labels = parse_name(path.name)
         if labels is None:
             rows.append(

@@ -1,8 +1,8 @@
 """The face stage over a whole manifest, in shards: parallel over processes, resumable after an interruption.
 
 Each shard of manifest rows becomes one Parquet file, written atomically and stamped with a fingerprint of
-its input rows and settings. A re-run skips the shards whose file carries the right fingerprint, so it redoes
-only what is missing, failed or stale.
+its input rows and settings, then a checksum file beside it. A re-run skips the shards whose file carries the
+right fingerprint and still matches its checksum, so it redoes only what is missing, failed, stale or damaged.
 """
 
 from __future__ import annotations
@@ -21,7 +21,14 @@ import polars as pl
 from agenet_pipeline.faces.detector import FaceDetector
 from agenet_pipeline.faces.settings import FaceSettings
 from agenet_pipeline.faces.stage import faces_of_rows
-from agenet_pipeline.faces.storage import fingerprint_of, shard_path, shard_paths, write_shard
+from agenet_pipeline.faces.storage import (
+    checksum_path,
+    checksum_problem,
+    fingerprint_of,
+    shard_path,
+    shard_paths,
+    write_shard,
+)
 
 
 @dataclass(frozen=True)
@@ -78,10 +85,11 @@ def run_face_stage(
     jobs = []
     for index, rows in enumerate(shards):
         path, fingerprint = shard_path(folder, index), _fingerprint(rows, settings, model_path)
-        if fingerprint_of(path) != fingerprint:
+        if fingerprint_of(path) != fingerprint or checksum_problem(path):  # stale, or damaged since it was written
             jobs.append((rows, path, fingerprint))
     for stale in shard_paths(folder)[len(shards) :]:
         stale.unlink()
+        checksum_path(stale).unlink(missing_ok=True)
     for unfinished in folder.glob(".shard-*"):  # the temporary file of a write that was killed
         unfinished.unlink()
 

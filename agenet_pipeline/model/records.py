@@ -1,4 +1,5 @@
-"""The TFRecord schema of training shards: files of (JPEG crop, age bin, age, dataset id, row), each small enough to stream.
+"""The TFRecord schema of training shards: files of (JPEG crop, age bin, age, dataset id, row), small enough
+to stream.
 
 Each split of each dataset has its own files (`train-utkface-00000-of-00002.tfrecord`), so a training set is
 a choice of files; rows are spread over a dataset's files by a hash, and a `tf.data` interleave over the files
@@ -17,7 +18,7 @@ import polars as pl
 
 from agenet_pipeline.core.datasets import DATASETS
 from agenet_pipeline.core.files import atomic_path
-from agenet_pipeline.faces.storage import shard_paths
+from agenet_pipeline.faces.storage import naming_damaged_shards, shard_paths, verify_shard
 
 DEFAULT_FILE_BYTES = 200 * 2**20
 
@@ -87,21 +88,25 @@ def write_shards(
 
     Rows go to the files, and into each file, in a scrambled order: face tables follow the source's order (UTKFace
     names start with the age), which a shuffle buffer alone would not undo. One file's crops, at most
-    `file_bytes`, are held in memory while it is written.
+    `file_bytes`, are held in memory while it is written. A face shard whose bytes are not those written raises
+    CorruptShardError, naming it, before any file is written.
     """
     files = max(1, math.ceil(rows["crop_bytes"].sum() / file_bytes)) if rows.height else 1
     paths = [folder / f"{name}-{i:05d}-of-{files:05d}.tfrecord" for i in range(files)]
     for stale in set(shard_files(folder, name)) - set(paths):
         stale.unlink()
+    for shard in shard_paths(faces_folder):
+        verify_shard(shard)
     keys = [_scrambled(row) for row in rows["row"]]
     order = rows.select("row", "bin", "age").with_columns(pl.Series("key", keys, dtype=pl.UInt64))
     written = []
     for index, path in enumerate(paths):
         wanted = order.filter(pl.col("key") % files == index)
-        crops = [
-            pl.read_parquet(shard, columns=["row", "crop_jpeg"]).join(wanted, on="row")
-            for shard in shard_paths(faces_folder)
-        ]
+        with naming_damaged_shards(faces_folder):
+            crops = [
+                pl.read_parquet(shard, columns=["row", "crop_jpeg"]).join(wanted, on="row")
+                for shard in shard_paths(faces_folder)
+            ]
         examples = pl.concat(crops).sort("key") if crops else wanted.clear()
         if examples.height != wanted.height:
             raise RuntimeError(f"{faces_folder} lacks {wanted.height - examples.height} of the crops for {path.name}")

@@ -5,7 +5,7 @@ import pytest
 
 from agenet_pipeline.datasets.adience import parse_age, read_adience
 from agenet_pipeline_tests.formats import adience_face as face
-from agenet_pipeline_tests.formats import write_folds
+from agenet_pipeline_tests.formats import write_folds, write_jpeg
 
 
 @pytest.fixture
@@ -128,3 +128,38 @@ def test_adience_sample_sample(adience_sample):
     assert sum(counts.values()) == manifest.height == lines
     assert ok.select("age", "age_low", "age_high").unique().rows() == [(28.5, 25.0, 32.0)]
     assert ok["image_path"].map_elements(lambda p: Path(p).is_file(), return_dtype=pl.Boolean).all()
+
+
+def test_rows_leading_outside_the_root_are_outside_root(tmp_path):
+    root, outside = tmp_path / "adience", tmp_path / "outside"
+    (root / "faces" / "u2" / "coarse_tilt_aligned_face.3.x").mkdir(parents=True)
+    link = root / "faces" / "u3" / "coarse_tilt_aligned_face.4.1004_abc_o.jpg"
+    link.parent.mkdir(parents=True)
+    link.symlink_to(write_jpeg(outside / "secret.jpg"))
+    write_folds(
+        root,
+        {
+            0: [
+                face(root, "u1", 1, "(25, 32)"),
+                face(root, str(outside), 2, "(25, 32)"),  # an absolute user_id
+                "u2\tx/../../../../outside/secret.jpg\t3\t(25, 32)\tf\t10\t20\t300\t300\t0\t0\t50",  # `..` in the name
+                face(root, "u3", 4, "(25, 32)", image=False),  # a symbolic link out of the root
+                face(root, "../../outside", 5, "(25, 32)"),  # `..` in user_id
+                face(root, "../faces/u6", 6, "(25, 32)"),  # `..` that stays inside the root
+            ]
+        },
+    )
+
+    rows = {r["face_id"]: r for r in read_adience(root).iter_rows(named=True)}
+
+    assert {k: r["status"] for k, r in rows.items()} == {
+        "1": "ok",
+        "2": "outside_root",
+        "3": "outside_root",
+        "4": "outside_root",
+        "5": "outside_root",
+        "6": "ok",
+    }
+    for line, face_id in enumerate("2345", start=3):
+        assert rows[face_id]["detail"].startswith(f"fold_0_data.txt:{line}: {rows[face_id]['image_path']} leads to ")
+        assert f"{outside.resolve()}/" in rows[face_id]["detail"] and rows[face_id]["age"] is None

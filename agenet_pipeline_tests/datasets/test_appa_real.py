@@ -4,8 +4,11 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from agenet_pipeline.datasets import appa_real
 from agenet_pipeline.datasets.appa_real import read_appa_real
+from agenet_pipeline.datasets.manifest import file_group
 from agenet_pipeline_tests.formats import write_appa_split as write_split
+from agenet_pipeline_tests.formats import write_jpeg
 
 
 @pytest.fixture
@@ -132,3 +135,40 @@ def test_detail_names_the_file_line_after_a_blank_line(appa):
     rows = by_name(read_appa_real(appa))
 
     assert rows["000008.jpg"]["detail"] == "gt_avg_valid.csv:4: real_age='-3'"
+
+
+def test_files_outside_the_root_are_outside_root_and_not_read(tmp_path, monkeypatch):
+    root = tmp_path / "appa-real-release"
+    secret = write_jpeg(tmp_path / "elsewhere" / "secret.jpg")
+    lines = [
+        "000000.jpg,36,25.5,4.2,27",
+        "../../elsewhere/secret.jpg,30,20.0,3.0,20",  # `..` in file_name
+        f"{secret},30,20.0,3.0,21",  # an absolute file_name
+        "000001.jpg,30,20.0,3.0,22",  # a symbolic link out of the root
+        "../valid/000005.jpg,30,20.0,3.0,23",  # `..` that stays inside the root
+    ]
+    write_split(root, "train", lines, images=["000000.jpg"])
+    (root / "train" / "000001.jpg").symlink_to(secret)
+    write_split(root, "valid", [], images=["000005.jpg"])
+    write_split(root, "test", [], images=[])
+    read = []
+    monkeypatch.setattr(appa_real, "file_group", lambda path: read.append(path) or file_group(path))
+
+    manifest = read_appa_real(root)
+
+    assert manifest.select("real_age", "status").rows() == [
+        (27.0, "ok"),
+        (20.0, "outside_root"),
+        (21.0, "outside_root"),
+        (22.0, "outside_root"),
+        (23.0, "ok"),
+    ]
+    outside = manifest.filter(pl.col("status") == "outside_root")
+    for line, (path, detail) in enumerate(outside.select("image_path", "detail").rows(), start=3):
+        assert detail == f"gt_avg_train.csv:{line}: {path} leads to {secret.resolve()}, " + (
+            f"outside the dataset root {root.resolve()}"
+        )
+    assert [Path(p).resolve() for p in read] == [
+        root.resolve() / "train" / "000000.jpg",
+        root.resolve() / "valid" / "000005.jpg",
+    ]

@@ -7,7 +7,7 @@ import pytest
 
 from agenet_pipeline.datasets.imdb_wiki import birth_year, read_imdb_wiki, sample_usable
 from agenet_pipeline_tests.formats import IMDB_FIELDS as FIELDS
-from agenet_pipeline_tests.formats import NAN, write_mat
+from agenet_pipeline_tests.formats import NAN, write_jpeg, write_mat
 from agenet_pipeline_tests.formats import imdb_record as record
 
 
@@ -160,3 +160,36 @@ def test_sample_usable_keeps_everything_when_there_are_not_more_usable_rows(many
 
     assert left_out == 0
     assert sampled.equals(many)
+
+
+def test_full_paths_outside_the_root_are_outside_root(tmp_path):
+    root = tmp_path / "imdb-wiki"
+    secret = write_jpeg(tmp_path / "elsewhere" / "nm0000009_secret.jpg")
+    mat = write_mat(
+        root / "imdb_crop" / "imdb.mat",
+        [
+            record("01/nm0000001_rm1_1970-6-15_2000.jpg", born=1970, taken=2000),
+            record("../../elsewhere/nm0000009_secret.jpg", born=1970, taken=2001, image=False),  # `..`
+            record(str(secret), born=1970, taken=2002, image=False),  # an absolute full_path
+            record("02/nm0000002_rm2_1970-6-15_2003.jpg", born=1970, taken=2003, image=False),  # a link out
+            record("../imdb_crop/03/nm0000003_rm3_1970-6-15_2004.jpg", born=1970, taken=2004),  # stays inside
+        ],
+    )
+    (mat.parent / "02").mkdir()
+    (mat.parent / "02" / "nm0000002_rm2_1970-6-15_2003.jpg").symlink_to(secret)
+
+    manifest = read_imdb_wiki(root)
+
+    assert manifest.select("photo_taken", "status").rows() == [
+        (2000, "ok"),
+        (2001, "outside_root"),
+        (2002, "outside_root"),
+        (2003, "outside_root"),
+        (2004, "ok"),
+    ]
+    outside = manifest.filter(pl.col("status") == "outside_root")
+    for index, (path, detail, age) in enumerate(outside.select("image_path", "detail", "age").rows(), start=1):
+        assert detail == f"imdb.mat[{index}]: {path} leads to {secret.resolve()}, " + (
+            f"outside the dataset root {root.resolve()}"
+        )
+        assert age is None

@@ -4,6 +4,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from agenet_pipeline.datasets import utkface
+from agenet_pipeline.datasets.manifest import file_group
 from agenet_pipeline.datasets.utkface import parse_name, read_utkface
 from agenet_pipeline_tests.formats import write_jpeg
 
@@ -127,3 +129,28 @@ def test_utkface_part1_part1(utkface_part1):
     no_race = rows["61_1_20170109142408075.jpg.chip.jpg"]
     assert (no_race["status"], no_race["age"], no_race["gender"], no_race["race"]) == ("ok", 61.0, "female", None)
     assert rows["14_0_0_2017011022340900.jpg.chip.jpg"]["status"] == "ok"
+
+
+def test_a_link_to_a_file_outside_the_root_is_outside_root_and_not_read(tmp_path, monkeypatch):
+    root = tmp_path / "UTKFace"
+    inside = write_jpeg(root / "30_0_0_20170101000000000.jpg.chip.jpg")
+    secret = write_jpeg(tmp_path / "elsewhere" / "secret.jpg")
+    (root / "31_0_0_20170101000000001.jpg.chip.jpg").symlink_to(secret)
+    (root / "sub").mkdir()
+    (root / "sub" / "32_0_0_20170101000000002.jpg.chip.jpg").symlink_to(inside)  # a link that stays inside
+    read = []
+    monkeypatch.setattr(utkface, "file_group", lambda path: read.append(path.name) or file_group(path))
+
+    rows = by_name(read_utkface(root))
+
+    assert {name: row["status"] for name, row in rows.items()} == {
+        "30_0_0_20170101000000000.jpg.chip.jpg": "ok",
+        "31_0_0_20170101000000001.jpg.chip.jpg": "outside_root",
+        "32_0_0_20170101000000002.jpg.chip.jpg": "ok",
+    }
+    outside = rows["31_0_0_20170101000000001.jpg.chip.jpg"]
+    assert outside["detail"] == f"{root / '31_0_0_20170101000000001.jpg.chip.jpg'} leads to {secret.resolve()}, " + (
+        f"outside the dataset root {root.resolve()}"
+    )
+    assert (outside["age"], outside["split_group"]) == (None, None)
+    assert "31_0_0_20170101000000001.jpg.chip.jpg" not in read  # not even hashed

@@ -21,7 +21,7 @@ from agenet_pipeline.demo.writers import demo_dataset
 from agenet_pipeline.faces.detector import resolve_model
 from agenet_pipeline.faces.settings import FaceSettings
 from agenet_pipeline.faces.sharded import run_face_stage
-from agenet_pipeline.faces.storage import scan_faces, shard_paths
+from agenet_pipeline.faces.storage import checksum_path, scan_faces, shard_paths
 
 SHARD_SIZE = 3
 SETTINGS = FaceSettings(crop_size=64)
@@ -106,11 +106,13 @@ def test_face_stage_killed_while_writing_a_shard_leaves_no_partial_shard(manifes
     stage = start_stage(manifest, tmp_path, "die_writing")
     assert stage.wait(timeout=120) == -signal.SIGKILL, stage.stderr.read().decode()[-2000:]
     assert [p.name for p in shard_paths(tmp_path)] == ["shard-00000.parquet", "shard-00001.parquet"]
-    [half_written] = [p for p in tmp_path.iterdir() if p not in shard_paths(tmp_path)]
+    whole = [q for p in shard_paths(tmp_path) for q in (p, checksum_path(p))]
+    [half_written] = [p for p in tmp_path.iterdir() if p not in whole]
     assert half_written.name.startswith(".shard-00002.parquet.") and half_written.suffix == ".tmp"
 
     run = run_face_stage(pl.read_parquet(manifest), tmp_path, resolve_model(), SETTINGS, shard_size=SHARD_SIZE)
 
     assert run.shards_reused == 2
     assert_every_row_once(manifest, tmp_path)
-    assert sorted(tmp_path.iterdir()) == shard_paths(tmp_path)  # the killed write's temporary file is gone
+    whole = sorted(q for p in shard_paths(tmp_path) for q in (p, checksum_path(p)))
+    assert sorted(tmp_path.iterdir()) == whole  # the killed write's temporary file is gone

@@ -24,7 +24,7 @@ from agenet_pipeline.datasets.reconciliation import reconcile_faces
 from agenet_pipeline.faces.preview import preview_grid
 from agenet_pipeline.faces.settings import FaceSettings
 from agenet_pipeline.faces.sharded import run_face_stage
-from agenet_pipeline.faces.storage import scan_faces
+from agenet_pipeline.faces.storage import read_faces
 from agenet_pipeline.faces.summary import detection_rate, outcome_counts, preview_sample, several_faces
 from agenet_pipeline.pipeline.assets.metadata import markdown_table, png_metadata, reconciliation_result, status_counts
 from agenet_pipeline.pipeline.resources import AgeNetHome, FaceDetectorResource
@@ -90,17 +90,12 @@ def _faces_asset(dataset: str):
             config.shard_size,
             config.workers or os.cpu_count() or 1,
         )
-        faces = scan_faces(folder, SUMMARY_COLUMNS).collect()
+        faces = read_faces(folder, SUMMARY_COLUMNS)
         if faces.height != manifest.height or not faces["row"].equals(manifest["row"]):
             raise RuntimeError(f"{folder}: the face shards do not line up with the {manifest.height} manifest rows")
         rate = detection_rate(faces)
         sample_rows = preview_sample(faces)["row"]
-        sample = (
-            scan_faces(folder, ["row", "age", "crop_jpeg"])
-            .filter(pl.col("row").is_in(sample_rows))
-            .collect()
-            .sort("age")
-        )
+        sample = read_faces(folder, ["row", "age", "crop_jpeg"], sample_rows).sort("age")
         metadata = {
             "dagster/row_count": faces.height,
             "usable faces": status_counts(faces).get(OK, 0),
@@ -143,7 +138,7 @@ def _rows_reconcile(dataset: str):
     )
     def rows_reconcile(home: AgeNetHome) -> AssetCheckResult:
         manifest = pl.read_parquet(home.folder.manifest_path(dataset), columns=["row", "status"])
-        result = reconcile_faces(manifest, scan_faces(home.folder.faces_folder(dataset), ["row", "status"]).collect())
+        result = reconcile_faces(manifest, read_faces(home.folder.faces_folder(dataset), ["row", "status"]))
         return reconciliation_result(result, "rows by outcome")
 
     return rows_reconcile

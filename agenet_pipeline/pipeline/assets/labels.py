@@ -21,7 +21,7 @@ from agenet_pipeline.core.status import OK
 from agenet_pipeline.datasets.labels import binned_labels
 from agenet_pipeline.datasets.reconciliation import reconcile_splits
 from agenet_pipeline.datasets.splits import EVALUATION, SPLITS, assign_splits, leaks
-from agenet_pipeline.faces.storage import scan_faces
+from agenet_pipeline.faces.storage import read_faces
 from agenet_pipeline.model.records import DEFAULT_FILE_BYTES, shard_name, write_shards
 from agenet_pipeline.pipeline.assets.metadata import age_histogram, counts_by, markdown_table, reconciliation_result
 from agenet_pipeline.pipeline.resources import AgeNetHome
@@ -33,7 +33,7 @@ SHARDED_SPLITS = (*SPLITS, EVALUATION)
 @asset(group_name=GROUP, deps=[AssetKey(f"faces_{d}") for d in DATASETS], kinds={"polars", "parquet"})
 def age_labels(home: AgeNetHome) -> MaterializeResult:
     """Every face row of every dataset with its age bin (the paper's ten) and Adience bin; crops left out."""
-    tables = [scan_faces(home.folder.faces_folder(d)).drop("crop_jpeg", "box").collect() for d in DATASETS]
+    tables = [read_faces(home.folder.faces_folder(d)).drop("crop_jpeg", "box") for d in DATASETS]
     labels = binned_labels(tables)
     write_parquet(labels, home.folder.labels_path)
     usable = labels.filter(pl.col("status") == OK)
@@ -111,8 +111,7 @@ def no_split_leakage(home: AgeNetHome) -> AssetCheckResult:
 )
 def rows_reconcile(home: AgeNetHome) -> AssetCheckResult:
     faces = pl.concat(
-        scan_faces(home.folder.faces_folder(d), ["row", "status"]).collect().with_columns(dataset=pl.lit(d))
-        for d in DATASETS
+        read_faces(home.folder.faces_folder(d), ["row", "status"]).with_columns(dataset=pl.lit(d)) for d in DATASETS
     )
     result = reconcile_splits(
         faces, pl.read_parquet(home.folder.splits_path, columns=["dataset", "row", "status", "split"])
