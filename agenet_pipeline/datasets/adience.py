@@ -13,7 +13,7 @@ from pathlib import Path
 import polars as pl
 
 from agenet_pipeline.core.ages import age_problem
-from agenet_pipeline.core.status import OK, OUTSIDE_ROOT
+from agenet_pipeline.core.status import MALFORMED_LABEL, MALFORMED_LINE, MISSING_FILE, MISSING_LABEL, OK, OUTSIDE_ROOT
 from agenet_pipeline.datasets.manifest import manifest_frame, outside_root, rejected, require_folder
 
 DATASET = "adience"
@@ -66,7 +66,7 @@ def _row(root: Path, fold: int, fields: list[str], where: str) -> dict:
             image_path=None,
             age_source="range",
             fold=fold,
-            status="malformed_line",
+            status=MALFORMED_LINE,
             detail=f"{where}: expected {len(HEADER)} tab-separated fields, found {len(fields)}",
         )
     record = dict(zip(HEADER, fields))
@@ -85,7 +85,7 @@ def _row(root: Path, fold: int, fields: list[str], where: str) -> dict:
         return rejected(**row, status=OUTSIDE_ROOT, detail=f"{where}: {problem}")
     age_range = parse_age(record["age"])
     if age_range is None:
-        status = "missing_label" if record["age"].strip() in ("", "None") else "malformed_label"
+        status = MISSING_LABEL if record["age"].strip() in ("", "None") else MALFORMED_LABEL
         return rejected(**row, status=status, detail=f"{where}: age {record['age']!r}")
     low, high = age_range
     age = (low + high) / 2
@@ -93,7 +93,7 @@ def _row(root: Path, fold: int, fields: list[str], where: str) -> dict:
     if problem := age_problem(age):
         return rejected(**row, status=problem, detail=f"{where}: age {record['age']!r}")
     if not path.is_file():
-        return rejected(**row, status="missing_file", detail=f"{where}: no file {path}")
+        return rejected(**row, status=MISSING_FILE, detail=f"{where}: no file {path}")
     return {**row, "age": age, "status": OK, "detail": None}
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import polars as pl
 
 from agenet_pipeline.core.ages import age_problem
-from agenet_pipeline.core.status import OK, OUTSIDE_ROOT
+from agenet_pipeline.core.status import MALFORMED_LINE, MISSING_FILE, OK, OUTSIDE_ROOT, UNREADABLE
 from agenet_pipeline.datasets.manifest import file_group, manifest_frame, outside_root, rejected, require_folder
 
 DATASET = "appa_real"
@@ -51,10 +51,10 @@ def _label_row(root: Path, split: str, record: dict, age_label: str, where: str)
         column = "real_age" if age_label == "real" else "apparent_age_avg"
         return rejected(**row, status=problem, detail=f"{where}: {column}={record[column]!r}")
     if not path.is_file():
-        return rejected(**row, status="missing_file", detail=f"{where}: no file {path}")
+        return rejected(**row, status=MISSING_FILE, detail=f"{where}: no file {path}")
     group, unreadable = file_group(path)
     if unreadable:
-        return rejected(**row, status="unreadable", detail=unreadable)
+        return rejected(**row, status=UNREADABLE, detail=unreadable)
     return {**row, "age": age, "split_group": group, "status": OK, "detail": None}
 
 
@@ -82,7 +82,7 @@ def read_appa_real(root: str | Path, age_label: str = "real") -> pl.DataFrame:
                             image_path=None,
                             age_source=age_label,
                             appa_split=split,
-                            status="malformed_line",
+                            status=MALFORMED_LINE,
                             detail=f"{where}: no file_name",
                         )
                     )

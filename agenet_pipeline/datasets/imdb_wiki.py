@@ -16,7 +16,7 @@ import polars as pl
 import scipy.io
 
 from agenet_pipeline.core.ages import age_problem
-from agenet_pipeline.core.status import OK, OUTSIDE_ROOT
+from agenet_pipeline.core.status import MALFORMED_LINE, MISSING_FILE, NO_FACE, OK, OUTSIDE_ROOT
 from agenet_pipeline.datasets.manifest import manifest_frame, outside_root, require_folder
 
 DATASET = "imdb_wiki"
@@ -111,18 +111,18 @@ def _rows(mat_path: Path, root: Path) -> list[dict]:
 
 def _status(row: dict, face_score: float, second_face_score: float, where: str, root: Path) -> tuple[str, str | None]:
     if row["image_path"] is None:
-        return "malformed_line", f"{where}: empty full_path"
+        return MALFORMED_LINE, f"{where}: empty full_path"
     if problem := outside_root(root, Path(row["image_path"])):  # an absolute full_path, or `..` in it
         return OUTSIDE_ROOT, f"{where}: {problem}"
     if not np.isfinite(face_score):
-        return "no_face", f"{where}: face_score {face_score}"
+        return NO_FACE, f"{where}: face_score {face_score}"
     if not np.isnan(second_face_score):
         return "second_face", f"{where}: second_face_score {second_face_score:.2f}"
     problem = age_problem(row["age"])
     if problem:
         return problem, f"{where}: photo_taken {row['photo_taken']} - birth_year {row['birth_year']}"
     if not Path(row["image_path"]).is_file():
-        return "missing_file", f"{where}: no file {row['image_path']}"
+        return MISSING_FILE, f"{where}: no file {row['image_path']}"
     return OK, None
 
 

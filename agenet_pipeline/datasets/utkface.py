@@ -12,7 +12,7 @@ from pathlib import Path
 import polars as pl
 
 from agenet_pipeline.core.ages import age_problem
-from agenet_pipeline.core.status import OK, OUTSIDE_ROOT
+from agenet_pipeline.core.status import MALFORMED_NAME, OK, OUTSIDE_ROOT, UNREADABLE
 from agenet_pipeline.datasets.manifest import (
     file_group,
     manifest_frame,
@@ -56,7 +56,7 @@ def read_utkface(root: str | Path) -> pl.DataFrame:
         if labels is None:
             rows.append(
                 rejected(
-                    **row, status="malformed_name", detail=f"{path.name} is not AGE_GENDER_RACE_DATETIME.jpg.chip.jpg"
+                    **row, status=MALFORMED_NAME, detail=f"{path.name} is not AGE_GENDER_RACE_DATETIME.jpg.chip.jpg"
                 )
             )
             continue
@@ -65,6 +65,6 @@ def read_utkface(root: str | Path) -> pl.DataFrame:
             rows.append(rejected(**row, **labels | {"age": None}, status=problem, detail=f"age {labels['age']:g}"))
             continue
         group, unreadable = file_group(path)
-        status, detail = (OK, None) if unreadable is None else ("unreadable", unreadable)
+        status, detail = (OK, None) if unreadable is None else (UNREADABLE, unreadable)
         rows.append({**row, **labels, "split_group": group, "status": status, "detail": detail})
     return manifest_frame(rows, EXTRA_SCHEMA)
