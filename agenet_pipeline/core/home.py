@@ -29,6 +29,9 @@ class Home:
     def manifest_path(self, dataset: str) -> Path:
         return self.root / "manifests" / f"{dataset}.parquet"
 
+    def provenance_path(self, dataset: str) -> Path:
+        return self.root / "manifests" / f"{dataset}.json"
+
     def faces_folder(self, dataset: str) -> Path:
         return self.root / "faces" / dataset
 

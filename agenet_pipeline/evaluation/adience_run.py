@@ -47,12 +47,15 @@ def _metrics(variants: dict[str, Benchmark]) -> dict[str, float]:
     return metrics
 
 
-def run_adience_benchmark(home: Home, fine_tuning: FineTuning | None = None) -> AdienceRun:
+def run_adience_benchmark(home: Home, fine_tuning: FineTuning | None = None) -> AdienceRun | None:
+    """The benchmark, or None when there are no Adience faces to score (Adience not configured)."""
     import keras
 
     record = model_record(home)
     splits = pl.read_parquet(home.splits_path)
     faces = splits.filter((pl.col("dataset") == "adience") & (pl.col("split") == EVALUATION))
+    if faces.is_empty():
+        return None
     files = shard_files(home.shards_folder, shard_name(EVALUATION, "adience"))
     predictions = predict_sets(keras.models.load_model(record.model_path), {(EVALUATION, "adience"): files})
     variants = {"as_trained": benchmark(predictions, faces)}

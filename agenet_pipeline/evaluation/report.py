@@ -74,13 +74,15 @@ def _groups(groups: GroupScores) -> str:
 def evaluation_report(
     title: str, facts: Mapping[str, str], evaluation: Evaluation, image: ImageLink, bins: AgeBins = SEED_BINS
 ) -> str:
-    guess = bins.labels[evaluation.guess_bin]
+    guess = evaluation.guess
     parts = [
         f"# {title}\n\n",
         _facts(facts),
         (
-            f"\nEvery score stands beside the **constant guess**: always the most frequent training bin ({guess}). "
-            "MAE is of the expected age (bin midpoints weighted by the predicted probabilities).\n"
+            "\nEvery score stands beside the **constant guess**, the best constant answer learned from the training "
+            f"ages: for bin accuracy always the most frequent training bin ({bins.labels[guess.bin]}), for MAE always "
+            f"the median training age ({guess.age:g} years). The model's MAE is of its expected age (bin midpoints "
+            "weighted by the predicted probabilities).\n"
         ),
         "\n## Scores per dataset (the paper's Table 4)\n",
     ]

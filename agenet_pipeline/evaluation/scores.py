@@ -1,8 +1,9 @@
-"""What the evaluation report says about a model, each score beside a constant guess of the most frequent bin.
+"""What the evaluation report says about a model, each score beside the best constant guess.
 
 Scores per dataset and split (the paper's Table 4), the confusion matrix (its Figure 8), precision and recall
-per bin, calibration, and UTKFace scores per gender and race. The constant guess always answers the most
-frequent bin of the model's training set: a model that scores no better has learned nothing.
+per bin, calibration, and UTKFace scores per gender and race. The constant guess answers the most frequent bin
+of the model's training set (for bin accuracy) and its median age (for MAE): a model that scores no better has
+learned nothing.
 """
 
 from __future__ import annotations
@@ -14,23 +15,23 @@ import polars as pl
 
 from agenet_pipeline.core.ages import SEED_BINS, AgeBins
 from agenet_pipeline.model.batch_prediction import Predictions
-from agenet_pipeline.model.metrics import constant, most_frequent_bin, score
+from agenet_pipeline.model.metrics import ConstantGuess, score
 
 AGGREGATED = "aggregated"
 METRICS = ("exact", "one_off", "mae")
 UNKNOWN = "unknown"
 
 
-def _scores(probabilities: np.ndarray, ages: np.ndarray, guess_bin: int, bins: AgeBins) -> dict[str, float]:
+def _scores(probabilities: np.ndarray, ages: np.ndarray, guess: ConstantGuess, bins: AgeBins) -> dict[str, float]:
     model = score(probabilities, ages, bins)
-    guess = score(constant(len(ages), guess_bin, bins), ages, bins)
+    guess = guess.scores(ages, bins)
     return {
         **{name: getattr(model, name) for name in METRICS},
         **{f"guess_{name}": getattr(guess, name) for name in METRICS},
     }
 
 
-def dataset_scores(predictions: Predictions, guess_bin: int, bins: AgeBins = SEED_BINS) -> pl.DataFrame:
+def dataset_scores(predictions: Predictions, guess: ConstantGuess, bins: AgeBins = SEED_BINS) -> pl.DataFrame:
     """One row per split and dataset (and all datasets together, `aggregated`): examples, the model's exact,
     one-off and MAE, and the constant guess's."""
     rows = []
@@ -39,7 +40,7 @@ def dataset_scores(predictions: Predictions, guess_bin: int, bins: AgeBins = SEE
         datasets = in_split.keys["dataset"].unique(maintain_order=True).to_list()
         for dataset in [AGGREGATED, *datasets]:
             part = in_split if dataset == AGGREGATED else in_split.where(pl.col("dataset") == dataset)
-            scores = _scores(part.probabilities, part.ages, guess_bin, bins)
+            scores = _scores(part.probabilities, part.ages, guess, bins)
             rows.append({"dataset": dataset, "split": split, "examples": len(part), **scores})
     return pl.DataFrame(rows)
 
@@ -123,7 +124,7 @@ class GroupScores:
 
 
 def group_scores(
-    predictions: Predictions, attributes: pl.DataFrame, attribute: str, guess_bin: int, bins: AgeBins = SEED_BINS
+    predictions: Predictions, attributes: pl.DataFrame, attribute: str, guess: ConstantGuess, bins: AgeBins = SEED_BINS
 ) -> GroupScores:
     """Scores of `predictions` per value of `attribute` (a column of `attributes`, joined on dataset and row).
     Rows without the attribute form the group `unknown`, which is left out of the gaps."""
@@ -134,7 +135,7 @@ def group_scores(
     rows = []
     for (group,), members in sorted(keys.partition_by(attribute, as_dict=True).items()):
         positions = members["position"].to_numpy()
-        scores = _scores(predictions.probabilities[positions], predictions.ages[positions], guess_bin, bins)
+        scores = _scores(predictions.probabilities[positions], predictions.ages[positions], guess, bins)
         rows.append({"group": group, "examples": len(positions), **scores})
     table = pl.DataFrame(rows)
     known = table.filter(pl.col("group") != UNKNOWN)
@@ -149,7 +150,7 @@ def group_scores(
 
 @dataclass(frozen=True)
 class Evaluation:
-    guess_bin: int
+    guess: ConstantGuess
     scores: pl.DataFrame
     confusion: np.ndarray
     per_bin: pl.DataFrame
@@ -178,16 +179,16 @@ def evaluate(
     test = predictions.where(pl.col("split") == "test")
     if len(test) == 0:
         raise ValueError("no test predictions: the test split has no shards")
-    guess_bin = most_frequent_bin(train_ages, bins)
+    guess = ConstantGuess.of(train_ages, bins)
     matrix = confusion_matrix(test, bins)
     grouped = test.where(pl.col("dataset") == group_dataset)
     present = [a for a in group_attributes if a in attributes.columns]
     return Evaluation(
-        guess_bin=guess_bin,
-        scores=dataset_scores(predictions, guess_bin, bins),
+        guess=guess,
+        scores=dataset_scores(predictions, guess, bins),
         confusion=matrix,
-        per_bin=per_bin(matrix, guess_bin, bins),
+        per_bin=per_bin(matrix, guess.bin, bins),
         calibration=calibration(test.probabilities, test.ages, bins, calibration_intervals),
-        guess_calibration=calibration(constant(len(test), guess_bin, bins), test.ages, bins, calibration_intervals),
-        groups=tuple(group_scores(grouped, attributes, a, guess_bin, bins) for a in present) if len(grouped) else (),
+        guess_calibration=calibration(guess.probabilities(len(test), bins), test.ages, bins, calibration_intervals),
+        groups=tuple(group_scores(grouped, attributes, a, guess, bins) for a in present) if len(grouped) else (),
     )

@@ -31,3 +31,27 @@ def square_crop(rgb: np.ndarray, box: tuple[int, int, int, int], margin: float, 
         region = cv2.resize(region, small, interpolation=cv2.INTER_AREA)
     matrix = np.float32([[scale / shrink_x, 0, -left * scale], [0, scale / shrink_y, -top * scale]])
     return cv2.warpAffine(region, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+
+
+def encode_crop(crop: np.ndarray, quality: int) -> bytes:
+    """An RGB crop as the face stage stores it: a JPEG of the given quality."""
+    ok, encoded = cv2.imencode(".jpg", cv2.cvtColor(crop, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise RuntimeError("JPEG encoding of a face crop failed")
+    return encoded.tobytes()
+
+
+# libjpeg decodes at 1/2, 1/4 or 1/8 of the size for a fraction of the work (the DCT scaling that training uses).
+_REDUCED = {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}
+
+
+def decode_crop(jpeg: bytes, crop_size: int, input_size: int) -> np.ndarray:
+    """A stored crop (`crop_size` a side) as the network sees it in training (`model.input`): decoded at the
+    coarsest DCT scale that keeps `input_size` pixels a side, then resized to `input_size` if it is not that size."""
+    ratio = max((r for r in (1, 2, 4, 8) if crop_size // r >= input_size), default=1)
+    bgr = cv2.imdecode(np.frombuffer(jpeg, np.uint8), _REDUCED.get(ratio, cv2.IMREAD_COLOR))
+    if bgr is None:
+        raise ValueError("a face crop could not be decoded")
+    if bgr.shape[:2] != (input_size, input_size):
+        bgr = cv2.resize(bgr, (input_size, input_size), interpolation=cv2.INTER_AREA)
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)

@@ -3,8 +3,10 @@ that a served crop is made as the training crops were."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+from agenet_pipeline.faces.detector import Detection
 from agenet_pipeline.faces.images import DEFAULT_MAX_PIXELS
 
 
@@ -17,3 +19,8 @@ class FaceSettings:
     fallback_whole_image: bool = False  # the whole photo when no face is found (datasets of aligned crops)
     jpeg_quality: int = 90  # of the stored crops
     max_pixels: int = DEFAULT_MAX_PIXELS  # larger photos are refused before decoding
+
+    def usable_faces(self, detections: Sequence[Detection]) -> list[Detection]:
+        """The faces confident and large enough, most confident first. The face stage keeps the first; the served
+        model answers for each."""
+        return [d for d in detections if d.score >= self.min_score and max(d.box[2:]) >= self.min_face_size]

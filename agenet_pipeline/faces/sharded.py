@@ -25,10 +25,13 @@ from agenet_pipeline.faces.storage import (
     checksum_path,
     checksum_problem,
     fingerprint_of,
+    read_faces,
     shard_path,
     shard_paths,
+    write_face_settings,
     write_shard,
 )
+from agenet_pipeline.faces.summary import detection_rate, preview_sample
 
 
 @dataclass(frozen=True)
@@ -102,4 +105,31 @@ def run_face_stage(
         _one_thread_per_process()
         with FaceDetector(model_path) as detector:
             processed = sum(_write_shard(*job, settings, detector) for job in jobs)
+    write_face_settings(folder, settings)
     return StageRun(len(shards), len(shards) - len(jobs), processed, time.perf_counter() - started)
+
+
+SUMMARY_COLUMNS = ["row", "status", "age", "face_source", "faces_found", "detector_score"]
+
+
+@dataclass(frozen=True)
+class FaceTable:
+    """A face stage's outcome: what ran, a row per manifest row (crops left out), the detection rate and a few
+    crops spread over the ages for a preview."""
+
+    run: StageRun
+    faces: pl.DataFrame
+    detection_rate: float | None  # None when no photo reached the detector
+    preview: pl.DataFrame  # row, age, crop_jpeg
+
+
+def face_table(
+    manifest: pl.DataFrame, folder: Path, model_path: Path, settings: FaceSettings, shard_size: int, workers: int
+) -> FaceTable:
+    """Run the face stage over `manifest` and check that its shards hold each manifest row exactly once."""
+    run = run_face_stage(manifest, folder, model_path, settings, shard_size, workers)
+    faces = read_faces(folder, SUMMARY_COLUMNS)
+    if faces.height != manifest.height or not faces["row"].equals(manifest["row"]):
+        raise RuntimeError(f"{folder}: the face shards do not line up with the {manifest.height} manifest rows")
+    preview = read_faces(folder, ["row", "age", "crop_jpeg"], preview_sample(faces)["row"]).sort("age")
+    return FaceTable(run, faces, detection_rate(faces), preview)

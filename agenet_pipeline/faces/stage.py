@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import hashlib
 
-import cv2
-import numpy as np
 import polars as pl
 
 from agenet_pipeline.core.status import LOW_SCORE, NO_FACE, OK, TOO_SMALL, UNREADABLE
-from agenet_pipeline.faces.crop import square_crop
+from agenet_pipeline.faces.crop import encode_crop, square_crop
 from agenet_pipeline.faces.detector import FaceDetector
 from agenet_pipeline.faces.images import ImageRejected, decode_rgb
 from agenet_pipeline.faces.settings import FaceSettings
@@ -39,13 +37,6 @@ def _no_face(status: str, detail: str | None, faces_found: int | None = None, sc
     }
 
 
-def _encode(crop: np.ndarray, quality: int) -> bytes:
-    ok, encoded = cv2.imencode(".jpg", cv2.cvtColor(crop, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
-    if not ok:
-        raise RuntimeError("JPEG encoding of a face crop failed")
-    return encoded.tobytes()
-
-
 def face_from_photo(data: bytes, detector: FaceDetector, settings: FaceSettings) -> dict:
     """Face columns plus `status`/`detail` for one encoded photo: the most confident face, cropped."""
     try:
@@ -54,13 +45,15 @@ def face_from_photo(data: bytes, detector: FaceDetector, settings: FaceSettings)
         return _no_face(rejection.reason, rejection.detail)
     detections = detector.detect(rgb)
     confident = [d for d in detections if d.score >= settings.min_score]
-    best = detections[0] if detections else None
-    if not confident:
-        problem = (LOW_SCORE, f"best score {best.score:.2f} < {settings.min_score}") if best else (NO_FACE, None)
-    elif max(best.box[2:]) < settings.min_face_size:
-        problem = (TOO_SMALL, f"face {best.box[2]}x{best.box[3]} px < {settings.min_face_size}")
-    else:
+    usable = settings.usable_faces(detections)
+    best = usable[0] if usable else (detections[0] if detections else None)
+    if usable:
         problem = None
+    elif confident:
+        largest = max(confident, key=lambda d: max(d.box[2:]))
+        problem = (TOO_SMALL, f"face {largest.box[2]}x{largest.box[3]} px < {settings.min_face_size}")
+    else:
+        problem = (LOW_SCORE, f"best score {best.score:.2f} < {settings.min_score}") if best else (NO_FACE, None)
     score = best.score if best else None
     if problem is None:
         box, margin, source = best.box, settings.margin, "detector"
@@ -68,7 +61,7 @@ def face_from_photo(data: bytes, detector: FaceDetector, settings: FaceSettings)
         box, margin, source = (0, 0, rgb.shape[1], rgb.shape[0]), 0.0, "whole_image"
     else:
         return _no_face(*problem, faces_found=len(confident), score=score)
-    jpeg = _encode(square_crop(rgb, box, margin, settings.crop_size), settings.jpeg_quality)
+    jpeg = encode_crop(square_crop(rgb, box, margin, settings.crop_size), settings.jpeg_quality)
     return {
         "status": OK,
         "detail": problem[0] if problem else None,

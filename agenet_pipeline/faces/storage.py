@@ -8,15 +8,19 @@ are still the ones written, so a shard damaged anywhere is rebuilt rather than r
 from __future__ import annotations
 
 import hashlib
+import json
 from contextlib import contextmanager
+from dataclasses import asdict
 from pathlib import Path
 
 import polars as pl
 import pyarrow.parquet as pq
 
 from agenet_pipeline.core.files import write_bytes, write_parquet
+from agenet_pipeline.faces.settings import FaceSettings
 
 FINGERPRINT_KEY = b"agenet.fingerprint"
+SETTINGS_FILE = "face_settings.json"
 CHECKSUM_SUFFIX = ".sha256"
 
 
@@ -133,3 +137,15 @@ def read_faces(folder: Path, columns: list[str] | None = None, rows: pl.Series |
     with naming_damaged_shards(folder):
         frame = scan_faces(folder, columns)
         return (frame.filter(pl.col("row").is_in(rows)) if rows is not None else frame).collect()
+
+
+def write_face_settings(folder: Path, settings: FaceSettings) -> Path:
+    """The settings the shards of `folder` were made with, beside them: training records them, and packages them
+    with the served model, so that a served crop is made as the trained ones were."""
+    return write_bytes(folder / SETTINGS_FILE, json.dumps(asdict(settings), indent=2))
+
+
+def face_settings_of(folder: Path) -> FaceSettings | None:
+    """The settings the shards of `folder` were made with (None for shards written before they were recorded)."""
+    path = folder / SETTINGS_FILE
+    return FaceSettings(**json.loads(path.read_text())) if path.is_file() else None

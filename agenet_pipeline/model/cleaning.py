@@ -11,7 +11,7 @@ import polars as pl
 from agenet_pipeline.core.files import write_parquet
 from agenet_pipeline.core.home import Home
 from agenet_pipeline.model.batch_prediction import predict_files
-from agenet_pipeline.model.records import shard_files, shard_name, write_shards
+from agenet_pipeline.model.records import remove_shards, shard_files, shard_name, write_shards
 
 
 def neighbourhood_mass(probabilities: np.ndarray, labelled_bins: np.ndarray) -> np.ndarray:
@@ -27,9 +27,25 @@ def keep(probabilities: np.ndarray, labelled_bins: np.ndarray, threshold: float 
     return neighbourhood_mass(probabilities, labelled_bins) >= threshold
 
 
+CLEANED_SPLITS = ("train", "validation")
+JUDGED_SCHEMA = {
+    "dataset": pl.String,
+    "row": pl.Int64,
+    "bin": pl.Int64,
+    "age": pl.Float64,
+    "split": pl.String,
+    "neighbourhood_mass": pl.Float64,
+    "kept": pl.Boolean,
+    "probabilities": pl.List(pl.Float64),
+    "crop_bytes": pl.Int64,
+    "image_path": pl.String,
+}
+
+
 @dataclass(frozen=True)
 class Cleaning:
     judged: pl.DataFrame  # a row per IMDB training and validation face: its split, probabilities and `kept`
+    note: str | None = None  # why no row was judged, when none was
 
     def kept_per_split(self) -> dict[str, tuple[int, int]]:
         """(kept, judged) per split."""
@@ -39,15 +55,12 @@ class Cleaning:
         }
 
 
-def clean_imdb(home: Home, threshold: float = 0.40) -> Cleaning:
-    """Judge the IMDB training and validation faces with the preliminary model; write the judged table and the
-    kept faces as new shards. The test split is left as it is, so that the test scores are not flattered."""
+def _judged(home: Home, splits: pl.DataFrame, threshold: float) -> pl.DataFrame:
     import keras
 
     model = keras.models.load_model(home.model_path("preliminary_model"))
-    splits = pl.read_parquet(home.splits_path)
     judged = []
-    for split in ("train", "validation"):
+    for split in CLEANED_SPLITS:
         files = shard_files(home.shards_folder, shard_name(split, "imdb_wiki"))
         keys, probabilities = predict_files(model, [str(f) for f in files])
         labelled = keys["bin"].to_numpy()
@@ -59,10 +72,45 @@ def clean_imdb(home: Home, threshold: float = 0.40) -> Cleaning:
                 pl.Series("probabilities", probabilities.tolist()),
             )
         )
-    table = pl.concat(judged).join(splits.select("dataset", "row", "crop_bytes", "image_path"), on=["dataset", "row"])
+    return pl.concat(judged).join(splits.select("dataset", "row", "crop_bytes", "image_path"), on=["dataset", "row"])
+
+
+def clean_imdb(home: Home, threshold: float = 0.40) -> Cleaning:
+    """Judge the IMDB training and validation faces with the preliminary model; write the judged table and the
+    kept faces as new shards. The test split is left as it is, so that the test scores are not flattered.
+
+    Without IMDB rows there is nothing to clean; without a preliminary model (no APPA-REAL or UTKFace rows to
+    train it on) every IMDB row is kept as it is. The note says which.
+    """
+    splits = pl.read_parquet(home.splits_path)
+    imdb = splits.filter((pl.col("dataset") == "imdb_wiki") & pl.col("split").is_in(CLEANED_SPLITS))
+    note = None
+    if imdb.is_empty():
+        table, note = pl.DataFrame(schema=JUDGED_SCHEMA), "no IMDB-WIKI training or validation rows: nothing to clean"
+    elif not home.model_path("preliminary_model").is_file():
+        table = imdb.with_columns(pl.lit(True).alias("kept")).select(
+            *(pl.col(c) if c in imdb.columns or c == "kept" else pl.lit(None).alias(c) for c in JUDGED_SCHEMA)
+        )
+        table = table.cast(JUDGED_SCHEMA)
+        note = "no preliminary model (no APPA-REAL or UTKFace rows to train it on): every IMDB-WIKI row kept"
+    else:
+        table = _judged(home, splits, threshold)
     write_parquet(table, home.imdb_cleaned_path)
-    for split in ("train", "validation"):
+    for split in CLEANED_SPLITS:
         kept = table.filter((pl.col("split") == split) & pl.col("kept"))
         name = shard_name(split, "imdb_wiki")
-        write_shards(kept, "imdb_wiki", home.faces_folder("imdb_wiki"), home.cleaned_shards_folder, name)
-    return Cleaning(table)
+        if kept.is_empty():
+            remove_shards(home.cleaned_shards_folder, name)
+        else:
+            write_shards(kept, "imdb_wiki", home.faces_folder("imdb_wiki"), home.cleaned_shards_folder, name)
+    return Cleaning(table, note)
+
+
+def why_no_preliminary_model(splits: pl.DataFrame, trains_on: tuple[str, ...]) -> str | None:
+    """Why the preliminary model is not trained (nothing to clean, or nothing to train it on), or None."""
+    imdb = splits.filter((pl.col("dataset") == "imdb_wiki") & pl.col("split").is_in(CLEANED_SPLITS))
+    if imdb.is_empty():
+        return "no IMDB-WIKI training or validation rows: nothing to clean, so no preliminary model"
+    if splits.filter((pl.col("split") == "train") & pl.col("dataset").is_in(list(trains_on))).is_empty():
+        return f"no training rows of {', '.join(trains_on)} to train it on: IMDB-WIKI is kept uncleaned"
+    return None

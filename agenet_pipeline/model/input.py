@@ -59,13 +59,17 @@ def augmented(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
 
 def decode_at_least(jpeg: tf.Tensor, size: int) -> tf.Tensor:
     """The JPEG decoded at the coarsest DCT scale (1, 1/2, 1/4, 1/8) that still gives `size` pixels a side:
-    a 256-pixel crop for a 128-pixel input is decoded at half scale, for about a quarter of the work."""
+    a 256-pixel crop for a 128-pixel input is decoded at half scale, for about a quarter of the work.
+
+    The accurate inverse DCT, and resizing by area averaging, are what the served model's `faces.crop.decode_crop`
+    does with OpenCV: served faces reach the network as training examples do (agenet_pipeline_tests/serving/
+    test_parity.py)."""
     side = tf.reduce_min(tf.io.extract_jpeg_shape(jpeg)[:2])
     scale = tf.add_n([tf.cast(side // ratio >= size, tf.int32) for ratio in (2, 4, 8)])
     return tf.switch_case(
         scale,
         [
-            lambda ratio=ratio: tf.io.decode_jpeg(jpeg, channels=3, ratio=ratio, dct_method="INTEGER_FAST")
+            lambda ratio=ratio: tf.io.decode_jpeg(jpeg, channels=3, ratio=ratio, dct_method="INTEGER_ACCURATE")
             for ratio in (1, 2, 4, 8)
         ],
     )
@@ -94,7 +98,7 @@ def _records(files: Sequence[str], input_size: int, shuffle_seed: int | None, sh
             tf.reduce_all(tf.shape(image)[:2] == input_size),
             lambda: image,
             lambda: tf.saturate_cast(
-                tf.round(tf.image.resize(image, (input_size, input_size), antialias=True)), tf.uint8
+                tf.round(tf.image.resize(image, (input_size, input_size), method="area")), tf.uint8
             ),
         )
         return example

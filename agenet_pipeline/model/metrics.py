@@ -45,22 +45,37 @@ def score(probabilities: np.ndarray, ages: np.ndarray, bins: AgeBins = SEED_BINS
     return Scores(exact=exact, one_off=one_off, mae=mae, count=len(ages))
 
 
-def most_frequent_bin(train_ages: np.ndarray, bins: AgeBins = SEED_BINS) -> int:
-    if len(train_ages) == 0:
-        raise ValueError("no training ages: the constant guess needs the training split's labels")
-    return int(np.bincount(bins.index(train_ages), minlength=len(bins)).argmax())
+@dataclass(frozen=True)
+class ConstantGuess:
+    """The best constant answers, learned from the training ages: what a model must beat to have learned. For bin
+    accuracy, the most frequent training bin; for MAE, the median training age (the constant that minimises it)."""
 
+    bin: int
+    age: float
 
-def constant(examples: int, bin_index: int, bins: AgeBins = SEED_BINS) -> np.ndarray:
-    """Probabilities of always answering `bin_index`, with full confidence."""
-    guess = np.zeros((examples, len(bins)), np.float32)
-    guess[:, bin_index] = 1.0
-    return guess
+    @classmethod
+    def of(cls, train_ages: np.ndarray, bins: AgeBins = SEED_BINS) -> ConstantGuess:
+        train_ages = np.asarray(train_ages, dtype=np.float64)
+        if len(train_ages) == 0:
+            raise ValueError("no training ages: the constant guess needs the training split's labels")
+        return cls(int(np.bincount(bins.index(train_ages), minlength=len(bins)).argmax()), float(np.median(train_ages)))
+
+    def probabilities(self, examples: int, bins: AgeBins = SEED_BINS) -> np.ndarray:
+        """Always the guessed bin, with full confidence."""
+        guess = np.zeros((examples, len(bins)), np.float32)
+        guess[:, self.bin] = 1.0
+        return guess
+
+    def scores(self, ages: np.ndarray, bins: AgeBins = SEED_BINS) -> Scores:
+        ages = np.asarray(ages, dtype=np.float64)
+        if len(ages) == 0:
+            raise ValueError("no examples to score")
+        exact, one_off = bin_accuracies(np.full(len(ages), self.bin), bins.index(ages))
+        return Scores(exact=exact, one_off=one_off, mae=float(np.mean(np.abs(self.age - ages))), count=len(ages))
 
 
 def constant_guess(train_ages: np.ndarray, test_ages: np.ndarray, bins: AgeBins = SEED_BINS) -> Scores:
-    """The scores of always answering the most frequent training bin: what a model must beat to have learned."""
-    return score(constant(len(test_ages), most_frequent_bin(train_ages, bins), bins), test_ages, bins)
+    return ConstantGuess.of(train_ages, bins).scores(test_ages, bins)
 
 
 class OneOffAccuracy(keras.metrics.MeanMetricWrapper):

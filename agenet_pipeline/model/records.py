@@ -81,6 +81,12 @@ def shard_files(folder: Path, name: str) -> list[Path]:
     return sorted(folder.glob(f"{name}-[0-9]*-of-[0-9]*.tfrecord"))
 
 
+def remove_shards(folder: Path, name: str) -> None:
+    """Delete the files written under `name`: a split of a dataset that is no longer there."""
+    for path in shard_files(folder, name):
+        path.unlink()
+
+
 def write_shards(
     rows: pl.DataFrame, dataset: str, faces_folder: Path, folder: Path, name: str, file_bytes: int = DEFAULT_FILE_BYTES
 ) -> list[ShardFile]:

@@ -12,6 +12,7 @@ import polars as pl
 from agenet_pipeline.core.ages import SEED_BINS
 from agenet_pipeline.core.home import Home
 from agenet_pipeline.datasets.splits import SPLITS, content_hash
+from agenet_pipeline.faces.settings import FaceSettings
 from agenet_pipeline.model.records import shard_files, shard_name
 from agenet_pipeline.model.training import check_training_set
 
@@ -26,6 +27,17 @@ class TrainingData:
     inputs: Sequence[str] = ()  # the Dagster asset keys the files come from
     train_ages: np.ndarray = field(default_factory=lambda: np.zeros(0))  # for the constant baselines
     test_ages: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    faces: FaceSettings | None = None  # how its crops were made (the settings of its largest dataset)
+    synthetic: bool = False  # whether any of it is the synthetic demo
+    dataset_rows: Mapping[str, int] = field(default_factory=dict)  # rows of each dataset in the three splits
+
+    @property
+    def provenance_tags(self) -> dict[str, str]:
+        """What a run and a registered version say about their data: `data.synthetic` and the datasets' rows."""
+        return {
+            "data.synthetic": str(self.synthetic).lower(),
+            "data.datasets": ",".join(f"{d}={n}" for d, n in self.dataset_rows.items()),
+        }
 
 
 def split_ages(splits: pl.DataFrame, split: str, datasets: Sequence[str]) -> np.ndarray:
@@ -51,10 +63,16 @@ def without_dropped_imdb(home: Home, splits: pl.DataFrame, files: dict[str, list
 
 
 def training_data(
-    splits: pl.DataFrame, files: Mapping[str, list[Path]], datasets: Sequence[str], inputs: Sequence[str]
+    splits: pl.DataFrame,
+    files: Mapping[str, list[Path]],
+    datasets: Sequence[str],
+    inputs: Sequence[str],
+    synthetic: Mapping[str, bool] | None = None,
+    faces: Mapping[str, FaceSettings | None] | None = None,
 ) -> TrainingData:
     """The shard files of `datasets` per split, checked to be trainable, with the lineage MLflow records:
-    rows and a content hash per split and dataset."""
+    rows and a content hash per split and dataset, whether any of them is synthetic (`synthetic`, by dataset),
+    and how the crops were made (`faces`, by dataset: the served model crops as the largest dataset's were)."""
     train = splits.filter((pl.col("split") == "train") & pl.col("dataset").is_in(list(datasets)))
     check_training_set(dict(train.group_by("bin").len().iter_rows()), len(SEED_BINS))
     present = {split: [d for d in datasets if files.get(shard_name(split, d))] for split in SPLITS}
@@ -67,6 +85,8 @@ def training_data(
     train_files, validation_files, test_files = (
         [str(f) for name in present[split] for f in files[shard_name(split, name)]] for split in SPLITS
     )
+    placed = splits.filter(pl.col("split").is_in(SPLITS) & pl.col("dataset").is_in(list(datasets)))
+    rows = dict(sorted(placed.group_by("dataset").len().iter_rows()))
     return TrainingData(
         train_files,
         validation_files,
@@ -76,4 +96,7 @@ def training_data(
         tuple(inputs),
         split_ages(splits, "train", datasets),
         split_ages(splits, "test", datasets),
+        (faces or {}).get(max(rows, key=rows.get)) if rows else None,
+        any((synthetic or {}).get(d, False) for d in rows),
+        rows,
     )

@@ -1,8 +1,8 @@
 """A weekly retraining schedule and a sensor that rebuilds what a changed dataset folder affects.
 
 Both start `full_job` (or a part of it) with the run config in the file that $AGENET_RUN_CONFIG names, e.g.
-configs/real_datasets.yaml: the dataset roots the sensor watches are the ones those runs read. Without it,
-runs use the resources' defaults (the synthetic demo, which the sensor does not watch).
+configs/real_datasets.yaml: the dataset roots the sensor watches are the ones those runs read, with the roots
+that $AGENET_<DATASET> sets. Without any root, runs use the synthetic demo, which the sensor does not watch.
 """
 
 import json
@@ -20,7 +20,6 @@ from dagster import (
     sensor,
 )
 
-from agenet_pipeline.core.datasets import DATASETS
 from agenet_pipeline.datasets.changes import changed_datasets, folder_fingerprint
 from agenet_pipeline.pipeline.resources import DatasetRoots
 
@@ -48,10 +47,9 @@ def _resolved(value):
 
 
 def watched_roots(config: dict) -> dict[str, Path]:
-    """The dataset roots set in a run config; a dataset without one uses the demo data and is not watched."""
+    """The dataset roots set in a run config or by $AGENET_<DATASET>; the demo data is not watched."""
     fields = ((config.get("resources") or {}).get("dataset_roots") or {}).get("config") or {}
-    roots = DatasetRoots(**{name: _resolved(value) for name, value in fields.items()})
-    return {d: Path(getattr(roots, d)).expanduser().absolute() for d in DATASETS if getattr(roots, d)}
+    return DatasetRoots(**{name: _resolved(value) for name, value in fields.items()}).configured()
 
 
 @schedule(cron_schedule=RETRAIN_CRON, job_name=JOB, description=f"Retrain everything ({RETRAIN_CRON}, UTC)")
@@ -69,7 +67,9 @@ def dataset_change_sensor(context: SensorEvaluationContext):
     config = run_config()
     roots = watched_roots(config)
     if not roots:
-        return SkipReason(f"no dataset root in ${RUN_CONFIG_VARIABLE}: the demo data is not watched")
+        return SkipReason(
+            f"no dataset root in ${RUN_CONFIG_VARIABLE} or $AGENET_<DATASET>: the demo data is not watched"
+        )
     current = {dataset: folder_fingerprint(root) for dataset, root in roots.items()}
     previous = json.loads(context.cursor) if context.cursor else None
     context.update_cursor(json.dumps(current, sort_keys=True))

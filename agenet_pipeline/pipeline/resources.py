@@ -1,10 +1,12 @@
 """Dagster resources: where the pipeline keeps its files, where the datasets are, the face detector, MLflow."""
 
+import os
 from pathlib import Path
 
 from dagster import ConfigurableResource
 from pydantic import Field
 
+from agenet_pipeline.core.datasets import DATASETS
 from agenet_pipeline.core.home import Home, artifact_location, tracking_uri
 from agenet_pipeline.demo.writers import demo_dataset
 from agenet_pipeline.faces.detector import BLAZEFACE_SHORT_RANGE_SHA256, resolve_model
@@ -25,21 +27,49 @@ class AgeNetHome(ConfigurableResource):
         return Home.at(self.path)
 
 
-class DatasetRoots(ConfigurableResource):
-    """Where each dataset is on disk. A dataset without a root uses the synthetic demo copy."""
+def root_variable(dataset: str) -> str:
+    """The environment variable that names a dataset's root when the run config does not: $AGENET_UTKFACE, ..."""
+    return f"AGENET_{dataset.upper()}"
 
-    utkface: str | None = Field(default=None, description="Folder holding the UTKFace *.jpg.chip.jpg files")
-    appa_real: str | None = Field(default=None, description="Folder holding gt_avg_*.csv and train/ valid/ test/")
-    imdb_wiki: str | None = Field(default=None, description="Folder holding imdb.mat or wiki.mat (or one level up)")
-    adience: str | None = Field(default=None, description="Folder holding fold_*_data.txt and faces/")
+
+class DatasetRoots(ConfigurableResource):
+    """Where each dataset is on disk: the run config's value, else $AGENET_<DATASET>. Only the datasets given a
+    root are read; the synthetic demo stands in for all of them when no root is set at all (or `demo: true`)."""
+
+    utkface: str | None = Field(
+        default=None, description="Folder holding the UTKFace *.jpg.chip.jpg files (default: $AGENET_UTKFACE)"
+    )
+    appa_real: str | None = Field(
+        default=None,
+        description="Folder holding gt_avg_*.csv and train/ valid/ test/ (default: $AGENET_APPA_REAL)",
+    )
+    imdb_wiki: str | None = Field(
+        default=None,
+        description="Folder holding imdb.mat or wiki.mat, or one level up (default: $AGENET_IMDB_WIKI)",
+    )
+    adience: str | None = Field(
+        default=None, description="Folder holding fold_*_data.txt and faces/ (default: $AGENET_ADIENCE)"
+    )
+    demo: bool | None = Field(
+        default=None,
+        description="true: the synthetic demo for every dataset without a root; false: never; "
+        "default: the demo only when no root is set at all",
+    )
     demo_images: int | None = Field(default=None, description="Images per demo dataset (default: the demo's own sizes)")
 
-    def root(self, dataset: str, home: Home) -> tuple[Path, bool]:
-        """(root folder, whether it is the synthetic demo)."""
-        configured = getattr(self, dataset)
-        if configured:
-            return Path(configured).expanduser().absolute(), False
-        return demo_dataset(home.demo_folder, dataset, self.demo_images), True
+    def configured(self) -> dict[str, Path]:
+        """The roots given, by the run config or the environment."""
+        roots = {d: getattr(self, d) or os.environ.get(root_variable(d)) for d in DATASETS}
+        return {d: Path(root).expanduser().absolute() for d, root in roots.items() if root}
+
+    def source(self, dataset: str, home: Home) -> tuple[Path | None, bool]:
+        """(root folder, whether it is the synthetic demo); no root when the dataset is absent."""
+        roots = self.configured()
+        if dataset in roots:
+            return roots[dataset], False
+        if self.demo if self.demo is not None else not roots:
+            return demo_dataset(home.demo_folder, dataset, self.demo_images), True
+        return None, False
 
 
 class FaceDetectorResource(ConfigurableResource):

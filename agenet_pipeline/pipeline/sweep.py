@@ -60,17 +60,20 @@ def plan_trials(context: OpExecutionContext, config: SweepConfig, home: AgeNetHo
 @op(pool="training")
 def run_trial(context: OpExecutionContext, trial: dict, home: AgeNetHome, mlflow: MLflowResource) -> dict:
     """Train one trial as a child run of the sweep's parent run, on the preliminary model's data."""
+    from agenet_pipeline.datasets.provenance import provenance
     from agenet_pipeline.model.training_sets import splits_and_files, training_data
     from agenet_pipeline.tracking.sweep import run_trial as train_trial
 
     folder = home.folder
     name = f"trial_{trial['index']}"
+    datasets, inputs = TRAINS_ON["preliminary_model"]
+    synthetic = {d: provenance(folder, d).synthetic for d in datasets}
     result = train_trial(
         mlflow.store(folder),
         trial["parent_run_id"],
         trial["index"],
         trial["settings"],
-        training_data(*splits_and_files(folder), *TRAINS_ON["preliminary_model"]),
+        training_data(*splits_and_files(folder), datasets, inputs, synthetic),
         folder.checkpoint_folder(f"sweep/{context.run_id}/{name}"),
         {"dagster.run_id": context.run_id},
     )

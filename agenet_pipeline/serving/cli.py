@@ -14,6 +14,10 @@ from agenet_pipeline.core.home import TRACKING_VARIABLE, Home
 from agenet_pipeline.core.home import tracking_uri as home_tracking_uri
 
 DEFAULT_MODEL = "models:/agenet@champion"
+SYNTHETIC_WARNING = (
+    "warning: {model} was trained on synthetic demo faces ({datasets}), not on real photos: its ages are not "
+    "meaningful for real people. Train it on your datasets (README, Use real datasets)."
+)
 
 
 class CommandError(Exception):
@@ -54,7 +58,21 @@ def _load(model_uri: str, store: str | None):
     config = model.metadata.flavors["python_function"].get("config") or {}
     if config.get("bins") not in SCHEMES:
         raise CommandError(f"{model_uri} is not an AgeNet serving model (photos in, ages out)")
+    _warn_if_synthetic(model_uri)
     return model, SCHEMES[config["bins"]]
+
+
+def _warn_if_synthetic(model_uri: str) -> None:
+    from mlflow.exceptions import MlflowException
+
+    from agenet_pipeline.tracking.registry import SYNTHETIC_TAG, data_tags
+
+    try:
+        tags = data_tags(model_uri)
+    except MlflowException:  # a URI the registry cannot resolve was loaded all the same: nothing to say about it
+        return
+    if tags.get(SYNTHETIC_TAG) == "true":
+        print(SYNTHETIC_WARNING.format(model=model_uri, datasets=tags.get("data.datasets", "?")), file=sys.stderr)
 
 
 def predict(args: argparse.Namespace) -> None:
@@ -115,6 +133,9 @@ def models(args: argparse.Namespace) -> None:
     if not versions:
         raise CommandError(f"no registered model {args.name!r} in {tracking_uri(args.tracking_uri)}")
     print(text_table(versions))
+    synthetic = [row["version"] for row in versions if row["synthetic data"] == "true"]
+    if synthetic:
+        print(SYNTHETIC_WARNING.format(model=f"version(s) {', '.join(synthetic)}", datasets="demo"), file=sys.stderr)
 
 
 def text_table(rows: list[dict[str, str]]) -> str:

@@ -12,12 +12,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from agenet_pipeline.core.ages import AgeBins
 from agenet_pipeline.core.status import TOO_LARGE, UNREADABLE
-from agenet_pipeline.faces.crop import square_crop
+from agenet_pipeline.faces.crop import decode_crop, encode_crop, square_crop
 from agenet_pipeline.faces.detector import FaceDetector
 from agenet_pipeline.faces.images import ImageRejected, decode_rgb
 from agenet_pipeline.faces.settings import FaceSettings
@@ -88,14 +87,15 @@ class AgePredictor:
             return [Face(whole, None, self._network_input(rgb, whole, 0.0))]
         return [
             Face(d.box, d.score, self._network_input(rgb, d.box, self.settings.margin))
-            for d in self.detector.detect(rgb)
-            if d.score >= self.settings.min_score and max(d.box[2:]) >= self.settings.min_face_size
+            for d in self.settings.usable_faces(self.detector.detect(rgb))
         ]
 
     def _network_input(self, rgb: np.ndarray, box: tuple[int, int, int, int], margin: float) -> np.ndarray:
-        """The face as the network saw faces in training: the face stage's square crop, resized to the input."""
-        crop = square_crop(rgb, box, margin, self.settings.crop_size)
-        return cv2.resize(crop, (self.input_size, self.input_size), interpolation=cv2.INTER_AREA)
+        """The face as the network saw faces in training: the face stage's square crop stored as its JPEG, then
+        decoded and sized as the training input decodes it."""
+        settings = self.settings
+        jpeg = encode_crop(square_crop(rgb, box, margin, settings.crop_size), settings.jpeg_quality)
+        return decode_crop(jpeg, settings.crop_size, self.input_size)
 
     def probabilities(self, faces: Sequence[Face]) -> np.ndarray:
         """Bin probabilities of each face (faces x bins), the network run in batches."""

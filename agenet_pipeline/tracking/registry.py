@@ -34,6 +34,7 @@ def model_versions(name: str) -> list[dict[str, str]]:
                 "aliases": ", ".join(sorted(aliases.get(str(version.version), []))),
                 "created": created,
                 **{metric: f"{metrics[metric]:.3f}" if metric in metrics else "" for metric in HEADLINE_METRICS},
+                "synthetic data": version.tags.get(SYNTHETIC_TAG, "unknown"),
                 "run_id": version.run_id or "",
             }
         )
@@ -47,3 +48,24 @@ def keras_model_of_run(client: MlflowClient, run_id: str) -> keras.Model:
         if "keras" in mlflow.models.get_model_info(logged.model_uri).flavors:
             return mlflow.keras.load_model(logged.model_uri)
     raise LookupError(f"MLflow run {run_id} logged no Keras model to re-score")
+
+
+SYNTHETIC_TAG = "data.synthetic"
+
+
+def data_tags(model_uri: str) -> dict[str, str]:
+    """The `data.*` tags of the registered version (models:/NAME/VERSION or models:/NAME@ALIAS) or of the run
+    (runs:/ID/...) that `model_uri` names; empty for other URIs or a model that has none."""
+    client = MlflowClient()
+    if model_uri.startswith("models:/"):
+        name, _, rest = model_uri.removeprefix("models:/").partition("/")
+        if "@" in name:
+            name, alias = name.split("@", 1)
+            tags = client.get_model_version_by_alias(name, alias).tags
+        else:
+            tags = client.get_model_version(name, rest.split("/")[0]).tags
+    elif model_uri.startswith("runs:/"):
+        tags = client.get_run(model_uri.removeprefix("runs:/").split("/")[0]).data.tags
+    else:
+        return {}
+    return {key: value for key, value in tags.items() if key.startswith("data.")}

@@ -17,6 +17,7 @@ from mlflow.models.model import ModelInfo
 
 from agenet_pipeline.core.files import atomic_path
 from agenet_pipeline.core.home import Home
+from agenet_pipeline.faces.settings import FaceSettings
 from agenet_pipeline.model.batch_prediction import predict_files
 from agenet_pipeline.model.metrics import Scores, constant_guess, score
 from agenet_pipeline.model.recipes import Recipe
@@ -32,8 +33,9 @@ from agenet_pipeline.tracking.runs import (
 )
 from agenet_pipeline.tracking.store import check_store, use_experiment
 
-# Logs the served model of a trained network into the active run and registers it.
-Publish = Callable[[keras.Model], ModelInfo]
+# Logs the served model of a trained network, cropping faces with the given settings, into the active run and
+# registers it.
+Publish = Callable[[keras.Model, FaceSettings | None], ModelInfo]
 
 
 @dataclass(frozen=True)
@@ -71,13 +73,14 @@ def tracked_training(
     """
     check_store(store.tracking_uri)
     use_experiment(store.tracking_uri, store.experiment, store.artifact_location)
-    with mlflow.start_run(run_name=run_name, tags=dict(tags)) as run:
+    with mlflow.start_run(run_name=run_name, tags={**tags, **data.provenance_tags}) as run:
         mlflow.log_params(
             {
                 **flat_params("model", recipe.network),
                 **flat_params("training", recipe.training),
                 **data.lineage,
                 "data.inputs": ", ".join(data.inputs),
+                **(flat_params("faces", data.faces) if data.faces else {}),
             }
         )
         result = train(
@@ -99,8 +102,11 @@ def tracked_training(
             log_network(result.model, recipe.network.input_size, recipe.network.bins)
         if log_model and publish:
             name, log_served = publish
-            info = log_served(result.model)
+            info = log_served(result.model, data.faces)
             version = RegisteredVersion(name, str(info.registered_model_version), run.info.run_id)
+            client = mlflow.MlflowClient()
+            for key, value in data.provenance_tags.items():
+                client.set_model_version_tag(name, version.version, key, value)
         return TrackedRun(run.info.run_id, run.info.experiment_id, result, test_scores, version)
 
 
@@ -108,7 +114,8 @@ def tracked_training(
 class TrainedModel:
     run: TrackedRun
     record: ModelRecord
-    constant_guess: Scores  # of the most frequent training bin, on the same test rows
+    constant_guess: Scores  # the best constant answers, on the same test rows
+    data_tags: Mapping[str, str]  # data.synthetic and the datasets' rows
 
 
 def train_and_record(
@@ -136,4 +143,4 @@ def train_and_record(
         datasets=list(data.datasets),
     )
     record.save(home.model_record_path(name))
-    return TrainedModel(run, record, constant_guess(data.train_ages, data.test_ages))
+    return TrainedModel(run, record, constant_guess(data.train_ages, data.test_ages), data.provenance_tags)

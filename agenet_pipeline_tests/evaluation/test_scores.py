@@ -9,11 +9,10 @@ from agenet_pipeline.evaluation.scores import (
     confusion_matrix,
     evaluate,
     group_scores,
-    most_frequent_bin,
     per_bin,
 )
 from agenet_pipeline.model.batch_prediction import Predictions
-from agenet_pipeline.model.metrics import constant_guess, score
+from agenet_pipeline.model.metrics import ConstantGuess, constant_guess, score
 
 
 def one_hot(bins, confidence=1.0):
@@ -48,7 +47,7 @@ def test_scores_per_dataset_and_split_stand_beside_the_constant_guess():
     )
     train = predictions(train_ages, [6, 6, 6, 1], split="train", first_row=20)
     evaluation = evaluate(concat(test, train), train_ages, pl.DataFrame({"dataset": [], "row": []}))
-    assert evaluation.guess_bin == SEED_BINS.labels.index("27-33")
+    assert evaluation.guess.bin == SEED_BINS.labels.index("27-33")
     scores = evaluation.scores
     assert scores.filter(pl.col("split") == "test")["dataset"].to_list() == ["aggregated", "utkface", "appa_real"]
     assert evaluation.test_score("exact") == pytest.approx(4 / 5)
@@ -95,7 +94,7 @@ def test_utkface_groups_state_the_largest_gap_between_known_groups():
             "gender": ["male", "male", "female", "female", None],
         }
     )
-    groups = group_scores(test, attributes, "gender", guess_bin=6)
+    groups = group_scores(test, attributes, "gender", ConstantGuess(6, 30.0))
     table = {r["group"]: r for r in groups.table.iter_rows(named=True)}
     assert table["male"]["exact"] == 1.0 and table["female"]["exact"] == 0.0 and table["unknown"]["examples"] == 1
     mae_gap = next(g for g in groups.gaps if g.metric == "mae")
@@ -109,7 +108,7 @@ def test_utkface_groups_state_the_largest_gap_between_known_groups():
 def test_a_single_known_group_has_no_gap():
     test = predictions([30, 30], [6, 6])
     attributes = pl.DataFrame({"dataset": ["utkface"] * 2, "row": [0, 1], "race": ["asian", None]})
-    assert group_scores(test, attributes, "race", guess_bin=6).gaps == ()
+    assert group_scores(test, attributes, "race", ConstantGuess(6, 30.0)).gaps == ()
 
 
 def test_no_test_split_or_no_training_labels_is_an_error():
@@ -117,7 +116,7 @@ def test_no_test_split_or_no_training_labels_is_an_error():
     with pytest.raises(ValueError, match="no test predictions"):
         evaluate(train, np.array([30.0]), pl.DataFrame({"dataset": [], "row": []}))
     with pytest.raises(ValueError, match="no training ages"):
-        most_frequent_bin(np.array([]))
+        ConstantGuess.of(np.array([])).bin
 
 
 def test_the_report_shows_table_4_with_guesses_and_inline_or_linked_images():

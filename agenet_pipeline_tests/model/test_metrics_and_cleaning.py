@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from agenet_pipeline.model.cleaning import keep, neighbourhood_mass
-from agenet_pipeline.model.metrics import constant_guess, score
+from agenet_pipeline.model.metrics import ConstantGuess, constant_guess, score
 
 
 def one_hot(indices, bins=10):
@@ -21,6 +21,17 @@ def test_scores_of_known_predictions():
 def test_constant_guess_answers_the_most_frequent_training_bin():
     guess = constant_guess(np.array([30, 31, 32, 5]), np.array([30.0, 5.0, 70.0]))
     assert guess.exact == pytest.approx(1 / 3) and guess.one_off == pytest.approx(1 / 3)
+
+
+def test_the_constant_guess_of_mae_is_the_median_training_age_which_no_other_constant_beats():
+    train = np.array([3.0, 4.0, 5.0, 6.0, 40.0, 41.0, 50.0, 60.0, 70.0])
+    guess = ConstantGuess.of(train)
+    assert (guess.bin, guess.age) == (1, 40.0)  # 3-6 is the most frequent bin, 40 the median age
+    test = np.array([40.0, 45.0, 50.0, 35.0])
+    assert guess.scores(test).mae == pytest.approx(5.0)
+    for other in np.linspace(0, 100, 201):  # the median of the training ages is the best constant on them
+        assert np.mean(np.abs(train - guess.age)) <= np.mean(np.abs(train - other)) + 1e-9
+    assert guess.scores(test).mae < score(guess.probabilities(len(test)), test).mae  # the bin's midpoint did worse
 
 
 def test_neighbourhood_mass_includes_both_neighbours_and_stops_at_the_ends():

@@ -93,6 +93,10 @@ def adience_benchmark(context: AssetExecutionContext, config: AdienceConfig, hom
         else None
     )
     run = run_adience_benchmark(home.folder, fine_tuning)
+    if run is None:
+        skipped = "no Adience faces to score (Adience is not configured, or none of its faces was usable)"
+        context.log.info(skipped)
+        return MaterializeResult(metadata={"skipped": skipped})
     for variant, result in run.variants.items():
         for note in result.notes:
             context.log.info(f"Adience, {VARIANT_TITLES[variant].lower()}: {note}")

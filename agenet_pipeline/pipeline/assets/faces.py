@@ -23,14 +23,13 @@ from agenet_pipeline.core.status import OK
 from agenet_pipeline.datasets.reconciliation import reconcile_faces
 from agenet_pipeline.faces.preview import preview_grid
 from agenet_pipeline.faces.settings import FaceSettings
-from agenet_pipeline.faces.sharded import run_face_stage
+from agenet_pipeline.faces.sharded import face_table
 from agenet_pipeline.faces.storage import read_faces
-from agenet_pipeline.faces.summary import detection_rate, outcome_counts, preview_sample, several_faces
+from agenet_pipeline.faces.summary import outcome_counts, several_faces
 from agenet_pipeline.pipeline.assets.metadata import markdown_table, png_metadata, reconciliation_result, status_counts
 from agenet_pipeline.pipeline.resources import AgeNetHome, FaceDetectorResource
 
 GROUP = "faces"
-SUMMARY_COLUMNS = ["row", "status", "age", "face_source", "faces_found", "detector_score"]
 # Bad photos never raise (they become rows with a reason), so a raise is the machine's: a full or network disk, a
 # lost worker. A retry redoes only the shards that are missing.
 RETRY_POLICY = RetryPolicy(max_retries=2, delay=10, backoff=Backoff.EXPONENTIAL)
@@ -82,20 +81,9 @@ def _faces_asset(dataset: str):
     def faces(config: FaceStageConfig, home: AgeNetHome, face_detector: FaceDetectorResource) -> MaterializeResult:
         manifest = pl.read_parquet(home.folder.manifest_path(dataset))
         folder = home.folder.faces_folder(dataset)
-        run = run_face_stage(
-            manifest,
-            folder,
-            face_detector.model(),
-            config.settings(),
-            config.shard_size,
-            config.workers or os.cpu_count() or 1,
-        )
-        faces = read_faces(folder, SUMMARY_COLUMNS)
-        if faces.height != manifest.height or not faces["row"].equals(manifest["row"]):
-            raise RuntimeError(f"{folder}: the face shards do not line up with the {manifest.height} manifest rows")
-        rate = detection_rate(faces)
-        sample_rows = preview_sample(faces)["row"]
-        sample = read_faces(folder, ["row", "age", "crop_jpeg"], sample_rows).sort("age")
+        workers = config.workers or os.cpu_count() or 1
+        table = face_table(manifest, folder, face_detector.model(), config.settings(), config.shard_size, workers)
+        faces, rate, run = table.faces, table.detection_rate, table.run
         metadata = {
             "dagster/row_count": faces.height,
             "usable faces": status_counts(faces).get(OK, 0),
@@ -109,22 +97,15 @@ def _faces_asset(dataset: str):
             "photos per second": round(run.rows_processed / run.seconds, 1) if run.rows_processed else 0.0,
             "faces folder": MetadataValue.path(str(folder)),
         }
-        if not sample.is_empty():
-            png = preview_grid(sample["crop_jpeg"].to_list(), [f"{age:g}" for age in sample["age"]])
+        if not table.preview.is_empty():
+            png = preview_grid(table.preview["crop_jpeg"].to_list(), [f"{age:g}" for age in table.preview["age"]])
             metadata |= png_metadata(png, folder.parent / f"{dataset}_preview.png", "preview")
-        passed = rate is not None and rate >= config.min_detection_rate
+        # A dataset that is not configured has no photos, and nothing to detect: the floor does not apply.
+        passed = rate >= config.min_detection_rate if rate is not None else manifest.is_empty()
+        check = {"detection rate": rate if rate is not None else float("nan"), "floor": config.min_detection_rate}
         return MaterializeResult(
             metadata=metadata,
-            check_results=[
-                AssetCheckResult(
-                    passed=passed,
-                    severity=AssetCheckSeverity.ERROR,
-                    metadata={
-                        "detection rate": rate if rate is not None else float("nan"),
-                        "floor": config.min_detection_rate,
-                    },
-                )
-            ],
+            check_results=[AssetCheckResult(passed=passed, severity=AssetCheckSeverity.ERROR, metadata=check)],
         )
 
     return faces

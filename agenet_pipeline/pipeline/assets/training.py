@@ -69,7 +69,7 @@ def _trained_metadata(trained) -> dict:
     scores, chance, run = trained.run.test_scores, trained.constant_guess, trained.run
     table = pl.DataFrame(
         {
-            "": ["model", "constant guess of the most frequent training bin"],
+            "": ["model", "constant guess (most frequent training bin; median training age for MAE)"],
             "exact": [scores.exact, chance.exact],
             "one-off": [scores.one_off, chance.one_off],
             "MAE (years)": [scores.mae, chance.mae],
@@ -88,6 +88,7 @@ def _trained_metadata(trained) -> dict:
         "mlflow tracking uri": uri,
         "mlflow ui": MetadataValue.text(f"mlflow ui --backend-store-uri {uri}"),
         "model file": MetadataValue.path(trained.record.model_path),
+        **{key: MetadataValue.text(value) for key, value in trained.data_tags.items()},
     }
     if run.version:
         metadata |= {
@@ -100,6 +101,8 @@ def _trained_metadata(trained) -> dict:
 
 def _train(context, config: ModelTrainingConfig, home: AgeNetHome, mlflow: MLflowResource, name: str, publish):
     """Train `name` on the datasets its step trains on; `publish` registers the served model (or None)."""
+    from agenet_pipeline.datasets.provenance import provenance
+    from agenet_pipeline.faces.storage import face_settings_of
     from agenet_pipeline.model.training_sets import splits_and_files, training_data, without_dropped_imdb
     from agenet_pipeline.tracking.training_run import train_and_record
 
@@ -109,8 +112,10 @@ def _train(context, config: ModelTrainingConfig, home: AgeNetHome, mlflow: MLflo
     if "imdb_cleaned" in inputs:
         splits, files = without_dropped_imdb(folder, splits, files)
     tags = {"dagster.run_id": context.run_id, "dagster.asset": name}
+    synthetic = {d: provenance(folder, d).synthetic for d in datasets}
+    faces = {d: face_settings_of(folder.faces_folder(d)) for d in datasets}
     with final_on_training_error():
-        data = training_data(splits, files, datasets, inputs)
+        data = training_data(splits, files, datasets, inputs, synthetic, faces)
         trained = train_and_record(
             folder, mlflow.store(folder), name, tags, config.recipe_with_changes(), data, publish
         )
@@ -121,7 +126,17 @@ def _train(context, config: ModelTrainingConfig, home: AgeNetHome, mlflow: MLflo
 def preliminary_model(
     context: AssetExecutionContext, config: ModelTrainingConfig, home: AgeNetHome, mlflow: MLflowResource
 ) -> MaterializeResult:
-    """The paper's first network, trained on APPA-REAL and UTKFace only, to judge the noisy IMDB labels."""
+    """The paper's first network, trained on APPA-REAL and UTKFace only, to judge the noisy IMDB labels; not
+    trained when there is no IMDB to judge, or nothing to train it on."""
+    from agenet_pipeline.model.cleaning import why_no_preliminary_model
+
+    folder = home.folder
+    skipped = why_no_preliminary_model(pl.read_parquet(folder.splits_path), TRAINS_ON["preliminary_model"][0])
+    if skipped:
+        for stale in (folder.model_path("preliminary_model"), folder.model_record_path("preliminary_model")):
+            stale.unlink(missing_ok=True)
+        context.log.info(skipped)
+        return MaterializeResult(metadata={"trained": False, "skipped": skipped})
     return _train(context, config, home, mlflow, "preliminary_model", publish=None)
 
 
@@ -144,6 +159,8 @@ def imdb_cleaned(context: AssetExecutionContext, config: CleaningConfig, home: A
     from agenet_pipeline.model.cleaning import clean_imdb
 
     table = clean_imdb(home.folder, config.threshold)
+    if table.note:
+        context.log.info(table.note)
     for split, (kept, judged) in table.kept_per_split().items():
         context.log.info(f"{split}: kept {kept} of {judged}")
     per_bin = table.judged.group_by("bin").agg(pl.len().alias("judged"), (~pl.col("kept")).sum().alias("dropped"))
@@ -154,6 +171,7 @@ def imdb_cleaned(context: AssetExecutionContext, config: CleaningConfig, home: A
             "kept": int(table.judged["kept"].sum()),
             "dropped": int((~table.judged["kept"]).sum()),
             "threshold": config.threshold,
+            "note": table.note or "judged by the preliminary model",
             "dropped per labelled bin": markdown_table(per_bin),
             "judged rows (with probabilities)": MetadataValue.path(str(home.folder.imdb_cleaned_path)),
         }
@@ -165,10 +183,8 @@ def age_model(
     context: AssetExecutionContext, config: ModelTrainingConfig, home: AgeNetHome, mlflow: MLflowResource
 ) -> MaterializeResult:
     """The age network on APPA-REAL, UTKFace and the cleaned IMDB subset, registered in MLflow."""
-    from functools import partial
-
     from agenet_pipeline.serving.packaging import log_serving_model
 
     name = mlflow.registered_model
-    publish = (name, partial(log_serving_model, name="serving_model", registered_name=name))
+    publish = (name, lambda model, faces: log_serving_model(model, registered_name=name, settings=faces))
     return _train(context, config, home, mlflow, "age_model", publish)
