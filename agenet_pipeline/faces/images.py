@@ -12,6 +12,9 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 DEFAULT_MAX_PIXELS = 64_000_000
+# The longest side the face detector takes: MediaPipe's OpenCV asserts a side under SHRT_MAX (32,767), and the failed
+# assertion aborts the whole process (found by fuzzing: a JPEG header claiming 65535 x 30 pixels).
+MAX_SIDE = 32_766
 
 
 class ImageRejected(Exception):
@@ -62,6 +65,8 @@ def _check_header(data: bytes, max_pixels: int) -> tuple[int, int, str | None]:
         raise ImageRejected("too_large", f"over the limit of {max_pixels:,} pixels") from error
     if width * height > max_pixels:
         raise ImageRejected("too_large", f"{width}x{height} pixels is over the limit of {max_pixels:,}")
+    if max(width, height) > MAX_SIDE:
+        raise ImageRejected("too_large", f"{width}x{height} pixels: a side is over the limit of {MAX_SIDE:,}")
     # Every complete JPEG ends its scans with an end-of-image marker (data appended after it is no matter). A file
     # cut short and padded, as a download written into a preallocated file, has none, yet may decode to the end,
     # the padding taken for image data.

@@ -17,7 +17,7 @@ import numpy as np
 
 from agenet_pipeline.faces.crop import square_crop
 from agenet_pipeline.faces.detector import FaceDetector
-from agenet_pipeline.faces.images import ImageRejected, decode_rgb
+from agenet_pipeline.faces.images import MAX_SIDE, ImageRejected, decode_rgb
 from agenet_pipeline.model.bins import AgeBins
 
 # N x S x S x 3 float32 pixels 0-255 -> N x bins probabilities. For a Keras model, its `predict_on_batch`: Keras
@@ -72,6 +72,10 @@ def _checked_array(pixels: np.ndarray, max_pixels: int) -> np.ndarray:
     if pixels.shape[0] * pixels.shape[1] > max_pixels:
         raise ImageRejected(
             "too_large", f"{pixels.shape[1]}x{pixels.shape[0]} pixels is over the limit of {max_pixels:,}"
+        )
+    if max(pixels.shape[:2]) > MAX_SIDE:  # the detector would abort the process
+        raise ImageRejected(
+            "too_large", f"{pixels.shape[1]}x{pixels.shape[0]} pixels: a side is over the limit of {MAX_SIDE:,}"
         )
     return pixels
 
