@@ -4,22 +4,45 @@ from __future__ import annotations
 
 import os
 import tempfile
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 
 import polars as pl
 import pyarrow.parquet as pq
 
+_umask_lock = threading.Lock()
+
+
+def _umask() -> int:
+    """The process's file mode creation mask, read without changing it where Linux shows it (/proc, 4.7+); else
+    set and restored under a lock (a file another thread creates meanwhile gets the strict mask 0o077)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    with _umask_lock:
+        mask = os.umask(0o077)
+        os.umask(mask)
+    return mask
+
 
 @contextmanager
 def atomic_path(path: Path, suffix: str = ".tmp"):
     """A temporary path beside `path` that replaces it only when the block finishes without error.
 
-    `suffix` is for writers that insist on a file extension (Keras wants `.keras`).
+    `suffix` is for writers that insist on a file extension (Keras wants `.keras`). The file gets the mode a plain
+    `open(path, "w")` would give it (0o666 less the umask), not mkstemp's owner-only 0o600.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
-    os.close(fd)
+    try:
+        os.fchmod(fd, 0o666 & ~_umask())
+    finally:
+        os.close(fd)
     try:
         yield Path(tmp)
         os.replace(tmp, path)

@@ -17,3 +17,5 @@ NO_FACE = "no_face"
 LOW_SCORE = "low_score"
 TOO_SMALL = "too_small"
 OUTSIDE_ROOT = "outside_root"  # a path that leads outside the dataset's root: never read
+# Serving
+ERROR = "error"  # an unexpected failure for one photo: the detail names the exception

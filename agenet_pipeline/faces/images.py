@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import io
+import struct
 import warnings
 
 import cv2
@@ -12,6 +14,9 @@ from PIL import Image, UnidentifiedImageError
 from agenet_pipeline.core.status import TOO_LARGE, UNREADABLE
 
 DEFAULT_MAX_PIXELS = 64_000_000
+# The longest side the face detector takes: MediaPipe's OpenCV asserts a side under SHRT_MAX (32,767), and the failed
+# assertion aborts the whole process (found by fuzzing: a JPEG header claiming 65535 x 30 pixels).
+MAX_SIDE = 32_766
 
 
 class ImageRejected(Exception):
@@ -23,34 +28,112 @@ class ImageRejected(Exception):
         self.detail = detail
 
 
-def _check_header(data: bytes, max_pixels: int) -> None:
+def _header_size(data: bytes) -> tuple[int, int, str | None]:
+    """Width, height and format from the header alone.
+
+    Pillow's own decompression-bomb limit (`Image.MAX_IMAGE_PIXELS`) is not the one that applies here, so that a
+    too-large image is refused with our limit and its size: past Pillow's warning the header is read anyway, and
+    past twice its limit, where `Image.open` refuses, the format's plugin reads the header as `Image.open` does.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            with Image.open(io.BytesIO(data)) as header:
+                return header.width, header.height, header.format
+        except Image.DecompressionBombError:
+            for kind in Image.ID:  # Image.open has already registered the plugin that accepted the data
+                factory, accept = Image.OPEN[kind]
+                accepted = not accept or accept(data[:16])
+                if accepted and not isinstance(accepted, str):
+                    try:
+                        with factory(io.BytesIO(data), "") as header:
+                            return header.width, header.height, header.format
+                    except (SyntaxError, IndexError, TypeError, struct.error):
+                        continue
+            raise
+
+
+def _check_header(data: bytes, max_pixels: int) -> tuple[int, int, str | None]:
+    """Width, height and format of an image that may be decoded; raises ImageRejected."""
     if not data:
         raise ImageRejected(UNREADABLE, "empty file")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as header:
-                width, height, kind = header.width, header.height, header.format
+        width, height, kind = _header_size(data)
     except UnidentifiedImageError as error:
         raise ImageRejected(UNREADABLE, "not an image in a format the decoder knows") from error
     except (OSError, SyntaxError, ValueError) as error:
         raise ImageRejected(UNREADABLE, f"damaged image header ({error})") from error
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
-        raise ImageRejected(TOO_LARGE, str(error)) from error
+    except Image.DecompressionBombError as error:  # no plugin read the header again: no size to name
+        raise ImageRejected(TOO_LARGE, f"over the limit of {max_pixels:,} pixels") from error
     if width * height > max_pixels:
         raise ImageRejected(TOO_LARGE, f"{width}x{height} pixels is over the limit of {max_pixels:,}")
-    if kind == "JPEG" and b"\xff\xd9" not in data[-4096:]:
-        raise ImageRejected(UNREADABLE, "truncated JPEG (no end-of-image marker)")
+    if max(width, height) > MAX_SIDE:
+        raise ImageRejected(TOO_LARGE, f"{width}x{height} pixels: a side is over the limit of {MAX_SIDE:,}")
+    # Every complete JPEG ends its scans with an end-of-image marker (data appended after it is no matter). A file
+    # cut short and padded, as a download written into a preallocated file, has none, yet may decode to the end,
+    # the padding taken for image data.
+    if kind == "JPEG" and data.find(b"\xff\xd9", _first_scan(data)) < 0:
+        raise ImageRejected(UNREADABLE, "truncated JPEG (no end-of-image marker after the image data)")
+    return width, height, kind
+
+
+def _first_scan(data: bytes) -> int:
+    """Offset of a JPEG's first start-of-scan marker, found by walking the segments before it, whose lengths skip
+    an embedded thumbnail's own markers; 0 when the walk goes astray (libjpeg skips stray bytes, this does not)."""
+    position = 2
+    while position + 4 <= len(data) and data[position] == 0xFF:
+        marker = data[position + 1]
+        if marker == 0xDA:
+            return position
+        if marker == 0xFF:  # a fill byte before a marker
+            position += 1
+        elif 0xD0 <= marker <= 0xD8 or marker == 0x01:  # markers without a length
+            position += 2
+        else:
+            position += 2 + int.from_bytes(data[position + 2 : position + 4], "big")
+    return 0
+
+
+@functools.cache
+def _opencv_decodes_truncated_jpegs() -> bool:
+    """Whether this OpenCV returns pixels for a JPEG whose data ends early, the rest filled with grey after a
+    warning on stderr (OpenCV 4 did), rather than failing (OpenCV 5 does)."""
+    noise = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    jpeg = cv2.imencode(".jpg", noise)[1]
+    return cv2.imdecode(jpeg[: len(jpeg) // 2], cv2.IMREAD_COLOR) is not None
+
+
+def _check_jpeg_complete(data: bytes, width: int, height: int) -> None:
+    """Refuses a JPEG whose data ends before its image does, judged by decoding it (libjpeg in Pillow, which says
+    so), not by where an end marker sits: phones and editors append data after it.
+
+    The entropy-coded data of every scan is decoded, at 1/8 scale (libjpeg's DCT scaling): a fraction of the cost
+    of a full decode, and 1/64 of its pixels. Other decoding errors are left to OpenCV, which has the last word on
+    what it can read.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                image.draft(image.mode, (max(1, width // 8), max(1, height // 8)))
+                image.load()
+    except Exception as error:  # other errors than truncation are for OpenCV to judge: it has the last word
+        if isinstance(error, OSError) and str(error).startswith("image file is truncated"):  # LOAD_TRUNCATED_IMAGES off
+            raise ImageRejected(UNREADABLE, "truncated JPEG (the data ends before the image does)") from error
 
 
 def decode_rgb(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """8-bit RGB pixels of an encoded image, EXIF orientation applied.
 
     The size is read from the header first, so an image too large to decode safely is refused before
-    any pixel memory is allocated. Grey, RGBA, CMYK and 16-bit images come out as 8-bit RGB.
+    any pixel memory is allocated. Grey, RGBA, CMYK and 16-bit images come out as 8-bit RGB. A truncated JPEG is
+    refused as such: when OpenCV fails on a JPEG, a low-cost decode tells whether it was cut short, and an OpenCV
+    that fills a truncated JPEG with grey has every JPEG checked so.
     """
-    _check_header(data, max_pixels)
+    width, height, kind = _check_header(data, max_pixels)
     bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if kind == "JPEG" and (bgr is None or _opencv_decodes_truncated_jpegs()):
+        _check_jpeg_complete(data, width, height)
     if bgr is None:
         raise ImageRejected(UNREADABLE, "the decoder could not read the pixels")
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)

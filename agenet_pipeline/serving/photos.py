@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -9,18 +10,22 @@ import pandas as pd
 import polars as pl
 
 from agenet_pipeline.core.ages import AgeBins
-from agenet_pipeline.core.status import NO_FACE
+from agenet_pipeline.core.status import ERROR, NO_FACE
 from agenet_pipeline.serving.pyfunc import OUTPUT_COLUMNS
 
 
 def photo_files(paths: Sequence[str | Path]) -> list[Path]:
-    """The files named and every file under the folders named (recursively, hidden ones left out), in order."""
+    """The files named and every file under the folders named (recursively, hidden ones left out), in order.
+
+    Every entry that is not a folder counts, so that each gets a row: a device, a pipe or a dangling symlink is
+    refused by the model with a reason (it checks with stat, which does not block, before it opens a file).
+    """
     files = []
     for path in map(Path, paths):
         if path.is_dir():
-            found = (f for f in path.rglob("*") if f.is_file())
+            found = (f for f in path.rglob("*") if not f.is_dir())
             files += sorted(f for f in found if not any(part.startswith(".") for part in f.relative_to(path).parts))
-        elif path.exists():
+        elif path.exists() or path.is_symlink():
             files.append(path)
         else:
             raise FileNotFoundError(f"{path}: no such file or folder")
@@ -39,14 +44,47 @@ def table_schema(bins: AgeBins) -> dict[str, pl.DataType]:
     return {"file": pl.String, **answer, **{f"p_{label}": pl.Float64 for label in bins.labels}}
 
 
+def path_text(text: str | Path) -> str:
+    """A file name (or a text holding one) as valid UTF-8, for the table: a name that is not UTF-8 keeps its bytes
+    as backslash escapes (`\\xff`), so that it stays distinct from other names and its bytes can be read back.
+    Names that are UTF-8 are unchanged (a name that itself contains a backslash followed by `x` and two hex digits
+    is then indistinguishable from an escaped byte)."""
+    try:
+        raw = os.fsencode(text)  # the undecodable bytes of a name come back from the surrogate escapes of os.fsdecode
+    except UnicodeEncodeError:  # a surrogate that is no escaped byte
+        return str(text).encode("utf-8", "backslashreplace").decode("utf-8")
+    return raw.decode("utf-8", "backslashreplace")
+
+
 def _rows(file: Path, answers: list[dict], bins: AgeBins) -> list[dict]:
     """The model's rows for one file with the probabilities spread into a column per bin; a `no_face` row
     when the model found no face, so that every file appears in the table."""
     rows = []
     for answer in answers or [{"status": NO_FACE}]:
         probabilities = answer.pop("probabilities", None) or [None] * len(bins)
-        rows.append({**answer, "file": str(file), **{f"p_{label}": p for label, p in zip(bins.labels, probabilities)}})
+        if isinstance(answer.get("detail"), str):  # a rejection's detail may name the file
+            answer["detail"] = path_text(answer["detail"])
+        rows.append(
+            {**answer, "file": path_text(file), **{f"p_{label}": p for label, p in zip(bins.labels, probabilities)}}
+        )
     return rows
+
+
+def _answers(model, files: Sequence[Path], aligned: bool) -> dict[int, list[dict]]:
+    """The model's rows for a batch of files, by position. When the model fails for the batch, each file is asked
+    alone, and a file the model fails for gets one `error` row naming the exception: the other files' rows stay."""
+    # Python objects, not pandas' Arrow strings, which cannot hold a name that is not UTF-8 (os.fsdecode's escapes)
+    paths = pd.Series([str(f) for f in files], dtype=object)
+    try:
+        answer: pd.DataFrame = model.predict(pd.DataFrame({"path": paths}), params={"aligned": aligned})
+    except Exception as error:  # noqa: BLE001 - one file's failure must not lose the batch
+        if len(files) == 1:
+            return {0: [{"status": ERROR, "detail": f"{type(error).__name__}: {error}"}]}
+        return {i: _answers(model, [file], aligned).get(0, []) for i, file in enumerate(files)}
+    per_input: dict[int, list[dict]] = {}
+    for record in answer.to_dict("records"):
+        per_input.setdefault(record.pop("input"), []).append(record)
+    return per_input
 
 
 def predict_photos(
@@ -57,16 +95,12 @@ def predict_photos(
     batch_size: int = 64,
     progress: Callable[[int], object] = lambda done: None,
 ) -> pl.DataFrame:
-    """A row per face of each file (`model`: the served pyfunc model); `progress` is told each batch's size."""
+    """A row per face of each file (`model`: the served pyfunc model), or one row saying why it has none (`error`
+    when the model failed for it); `progress` is told each batch's size."""
     rows = []
     for start in range(0, len(files), batch_size):
         batch = files[start : start + batch_size]
-        answer: pd.DataFrame = model.predict(
-            pd.DataFrame({"path": [str(f) for f in batch]}), params={"aligned": aligned}
-        )
-        per_input: dict[int, list[dict]] = {}
-        for record in answer.to_dict("records"):
-            per_input.setdefault(record.pop("input"), []).append(record)
+        per_input = _answers(model, batch, aligned)
         for index, file in enumerate(batch):
             rows += _rows(file, per_input.get(index, []), bins)
         progress(len(batch))

@@ -18,7 +18,7 @@ from agenet_pipeline.core.ages import AgeBins
 from agenet_pipeline.core.status import TOO_LARGE, UNREADABLE
 from agenet_pipeline.faces.crop import decode_crop, encode_crop, square_crop
 from agenet_pipeline.faces.detector import FaceDetector
-from agenet_pipeline.faces.images import ImageRejected, decode_rgb
+from agenet_pipeline.faces.images import MAX_SIDE, ImageRejected, decode_rgb
 from agenet_pipeline.faces.settings import FaceSettings
 
 # N x S x S x 3 float32 pixels 0-255 -> N x bins probabilities. For a Keras model, its `predict_on_batch`: Keras
@@ -60,6 +60,10 @@ def _checked_array(pixels: np.ndarray, max_pixels: int) -> np.ndarray:
     if pixels.shape[0] * pixels.shape[1] > max_pixels:
         raise ImageRejected(
             TOO_LARGE, f"{pixels.shape[1]}x{pixels.shape[0]} pixels is over the limit of {max_pixels:,}"
+        )
+    if max(pixels.shape[:2]) > MAX_SIDE:  # the detector would abort the process
+        raise ImageRejected(
+            TOO_LARGE, f"{pixels.shape[1]}x{pixels.shape[0]} pixels: a side is over the limit of {MAX_SIDE:,}"
         )
     return pixels
 

@@ -5,7 +5,8 @@ H x W x 3 uint8 RGB array) and/or a column `path` (a file the serving process ca
 Param `aligned` (default false): every photo is already a face crop, so detection is skipped.
 Output: one row per face, most confident face first, in input order (see OUTPUT_COLUMNS). A photo without a
 face has no row; a row that cannot be used has one row with `status` naming why (`unreadable`, `too_large`,
-`invalid_input`) and `detail`; the rest of the batch is answered.
+`invalid_input`; `error` for an unexpected failure, its exception in the detail) and `detail`; the rest of the
+batch is answered.
 
 This module travels with the model (see `packaging.py`); it imports only modules that travel too.
 """
@@ -21,7 +22,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
 from agenet_pipeline.core.ages import SCHEMES
-from agenet_pipeline.core.status import INVALID_INPUT, OK
+from agenet_pipeline.core.status import ERROR, INVALID_INPUT, OK
 from agenet_pipeline.faces.detector import FaceDetector, resolve_model
 from agenet_pipeline.faces.images import ImageRejected
 from agenet_pipeline.faces.settings import FaceSettings
@@ -90,6 +91,8 @@ class AgeNetModel(mlflow.pyfunc.PythonModel):
             return self.predictor.faces(read_photo(item, self.predictor.settings.max_pixels), aligned)
         except ImageRejected as rejection:
             return rejection
+        except Exception as error:  # noqa: BLE001 - one photo's failure is its row, not the loss of the batch
+            return ImageRejected(ERROR, f"{type(error).__name__}: {error}")
 
     def _face_row(self, position: int, index: int, face: Face, probabilities: np.ndarray) -> dict:
         return {
