@@ -23,3 +23,8 @@ def utkface_part1() -> Path:
 @pytest.fixture
 def adience_sample() -> Path:
     return shared_data("adience_sample")
+
+
+@pytest.fixture
+def fgnet() -> Path:
+    return shared_data("fgnet")
