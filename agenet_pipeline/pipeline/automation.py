@@ -20,7 +20,7 @@ from dagster import (
     sensor,
 )
 
-from agenet_pipeline.core.datasets import DATASETS
+from agenet_pipeline.core.datasets import PIPELINE_DATASETS
 from agenet_pipeline.datasets.changes import changed_datasets, folder_fingerprint
 from agenet_pipeline.pipeline.resources import DatasetRoots
 
@@ -51,7 +51,7 @@ def watched_roots(config: dict) -> dict[str, Path]:
     """The dataset roots set in a run config; a dataset without one uses the demo data and is not watched."""
     fields = ((config.get("resources") or {}).get("dataset_roots") or {}).get("config") or {}
     roots = DatasetRoots(**{name: _resolved(value) for name, value in fields.items()})
-    return {d: Path(getattr(roots, d)).expanduser().absolute() for d in DATASETS if getattr(roots, d)}
+    return {d: Path(getattr(roots, d)).expanduser().absolute() for d in PIPELINE_DATASETS if getattr(roots, d)}
 
 
 @schedule(cron_schedule=RETRAIN_CRON, job_name=JOB, description=f"Retrain everything ({RETRAIN_CRON}, UTC)")
