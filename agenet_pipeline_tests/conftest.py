@@ -35,6 +35,11 @@ def adience_sample() -> Path:
     return shared_data("adience_sample")
 
 
+@pytest.fixture
+def fgnet() -> Path:
+    return shared_data("fgnet")
+
+
 # One tiny registered serving model for every test that serves, and drawn photos (no real person) to send it.
 
 

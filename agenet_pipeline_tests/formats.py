@@ -137,6 +137,28 @@ def write_appa_split(root: Path, split: str, lines: list[str], images: list[str]
         write_jpeg(root / split / f"{name}_face.jpg")
 
 
+# Labels tables (any dataset as a CSV)
+
+LABELS_TABLE_HEADER = "path,age,person,gender"
+
+
+def write_labels_table(
+    path: Path, lines: list[str], header: str = LABELS_TABLE_HEADER, bom: bool = False, line_end: str = "\n"
+) -> Path:
+    """A labels table as spreadsheets and CSV writers leave it: UTF-8, with a byte-order mark or not, LF or CRLF."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(("\ufeff" if bom else "").encode() + (line_end.join([header, *lines]) + line_end).encode())
+    return path
+
+
+# FG-NET
+
+
+def write_fgnet(root: Path, names: list[str]) -> list[Path]:
+    """Photos under FG-NET's names (`001A02.JPG`, `001A43a.JPG` for a second photo at that age)."""
+    return [write_jpeg(root / name) for name in names]
+
+
 # Training shards
 
 

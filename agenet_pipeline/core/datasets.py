@@ -1,4 +1,4 @@
-"""The dataset registry: every dataset the pipeline reads, with its numeric id and the kind of its age labels."""
+"""The dataset registry: every dataset the project reads, with its numeric id and the kind of its age labels."""
 
 from __future__ import annotations
 
@@ -12,15 +12,21 @@ class Dataset:
     title: str  # as people write it
     label_kind: str  # what its ages are: `real`, `apparent` (APPA-REAL can be either), or `range`
     evaluation_only: bool = False  # never trained on
+    # Whether the Dagster pipeline has its manifest and face assets, a root in its resources and a demo copy; a
+    # dataset without them has a reader only.
+    in_pipeline: bool = False
 
 
 DATASETS = {
     d.name: d
     for d in (
-        Dataset("utkface", 0, "UTKFace", "real"),
-        Dataset("appa_real", 1, "APPA-REAL", "real"),
-        Dataset("imdb_wiki", 2, "IMDB", "real"),
-        Dataset("adience", 3, "Adience", "range", evaluation_only=True),
+        Dataset("utkface", 0, "UTKFace", "real", in_pipeline=True),
+        Dataset("appa_real", 1, "APPA-REAL", "real", in_pipeline=True),
+        Dataset("imdb_wiki", 2, "IMDB", "real", in_pipeline=True),
+        Dataset("adience", 3, "Adience", "range", evaluation_only=True, in_pipeline=True),
+        Dataset("labels_table", 4, "Labels table", "real"),
+        Dataset("fgnet", 5, "FG-NET", "real", evaluation_only=True),
     )
 }
 BY_ID = {d.id: d.name for d in DATASETS.values()}
+PIPELINE_DATASETS = tuple(name for name, d in DATASETS.items() if d.in_pipeline)

@@ -8,6 +8,7 @@ MALFORMED_LABEL = "malformed_label"
 MISSING_LABEL = "missing_label"
 MISSING_FILE = "missing_file"
 LABEL_OUT_OF_RANGE = "label_out_of_range"
+DUPLICATE_ROW = "duplicate_row"  # a second row for a file already listed: the first is kept
 # Decoding
 UNREADABLE = "unreadable"
 TOO_LARGE = "too_large"

@@ -6,7 +6,7 @@ from pathlib import Path
 from dagster import ConfigurableResource
 from pydantic import Field
 
-from agenet_pipeline.core.datasets import DATASETS
+from agenet_pipeline.core.datasets import PIPELINE_DATASETS
 from agenet_pipeline.core.home import Home, artifact_location, tracking_uri
 from agenet_pipeline.demo.writers import demo_dataset
 from agenet_pipeline.faces.detector import BLAZEFACE_SHORT_RANGE_SHA256, resolve_model
@@ -59,7 +59,7 @@ class DatasetRoots(ConfigurableResource):
 
     def configured(self) -> dict[str, Path]:
         """The roots given, by the run config or the environment."""
-        roots = {d: getattr(self, d) or os.environ.get(root_variable(d)) for d in DATASETS}
+        roots = {d: getattr(self, d) or os.environ.get(root_variable(d)) for d in PIPELINE_DATASETS}
         return {d: Path(root).expanduser().absolute() for d, root in roots.items() if root}
 
     def source(self, dataset: str, home: Home) -> tuple[Path | None, bool]:

@@ -22,7 +22,7 @@ def test_evaluation_batches_are_deterministic(records):
 def test_training_order_depends_on_the_seed(records):
     def order(seed):
         return np.concatenate(
-            [l.numpy().argmax(1) for _, l in batches(records["train"], 32, 8, shuffle=True, augment=True, seed=seed)]
+            [y.numpy().argmax(1) for _, y in batches(records["train"], 32, 8, shuffle=True, augment=True, seed=seed)]
         )
 
     assert np.array_equal(order(1), order(1))

@@ -125,7 +125,8 @@ def test_a_side_the_detector_cannot_take_is_refused_not_the_end_of_the_process()
     program = (
         "import cv2, numpy as np\n"
         "from agenet_pipeline.faces.detector import FaceDetector, resolve_model\n"
-        "from agenet_pipeline.faces.settings import FaceSettings\nfrom agenet_pipeline.faces.stage import face_from_photo\n"
+        "from agenet_pipeline.faces.settings import FaceSettings\n"
+        "from agenet_pipeline.faces.stage import face_from_photo\n"
         "png = cv2.imencode('.png', np.zeros((2, 32_767, 3), np.uint8))[1].tobytes()\n"
         "with FaceDetector(resolve_model()) as detector:\n"
         "    row = face_from_photo(png, detector, FaceSettings())\n"

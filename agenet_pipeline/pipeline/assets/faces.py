@@ -18,7 +18,7 @@ from dagster import (
 )
 from pydantic import Field
 
-from agenet_pipeline.core.datasets import DATASETS
+from agenet_pipeline.core.datasets import DATASETS, PIPELINE_DATASETS
 from agenet_pipeline.core.status import OK
 from agenet_pipeline.datasets.reconciliation import reconcile_faces
 from agenet_pipeline.faces.preview import preview_grid
@@ -125,5 +125,5 @@ def _rows_reconcile(dataset: str):
     return rows_reconcile
 
 
-face_assets = [_faces_asset(dataset) for dataset in DATASETS]
-face_checks = [_rows_reconcile(dataset) for dataset in DATASETS]
+face_assets = [_faces_asset(dataset) for dataset in PIPELINE_DATASETS]
+face_checks = [_rows_reconcile(dataset) for dataset in PIPELINE_DATASETS]

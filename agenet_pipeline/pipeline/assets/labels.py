@@ -15,7 +15,7 @@ from dagster import (
 from pydantic import Field
 
 from agenet_pipeline.core.ages import MAX_AGE, MIN_AGE, SEED_BINS
-from agenet_pipeline.core.datasets import DATASETS
+from agenet_pipeline.core.datasets import PIPELINE_DATASETS
 from agenet_pipeline.core.files import write_parquet
 from agenet_pipeline.core.status import OK
 from agenet_pipeline.datasets.labels import binned_labels
@@ -30,10 +30,10 @@ GROUP = "labels"
 SHARDED_SPLITS = (*SPLITS, EVALUATION)
 
 
-@asset(group_name=GROUP, deps=[AssetKey(f"faces_{d}") for d in DATASETS], kinds={"polars", "parquet"})
+@asset(group_name=GROUP, deps=[AssetKey(f"faces_{d}") for d in PIPELINE_DATASETS], kinds={"polars", "parquet"})
 def age_labels(home: AgeNetHome) -> MaterializeResult:
     """Every face row of every dataset with its age bin (the paper's ten) and Adience bin; crops left out."""
-    tables = [read_faces(home.folder.faces_folder(d)).drop("crop_jpeg", "box") for d in DATASETS]
+    tables = [read_faces(home.folder.faces_folder(d)).drop("crop_jpeg", "box") for d in PIPELINE_DATASETS]
     labels = binned_labels(tables)
     write_parquet(labels, home.folder.labels_path)
     usable = labels.filter(pl.col("status") == OK)
@@ -111,7 +111,8 @@ def no_split_leakage(home: AgeNetHome) -> AssetCheckResult:
 )
 def rows_reconcile(home: AgeNetHome) -> AssetCheckResult:
     faces = pl.concat(
-        read_faces(home.folder.faces_folder(d), ["row", "status"]).with_columns(dataset=pl.lit(d)) for d in DATASETS
+        read_faces(home.folder.faces_folder(d), ["row", "status"]).with_columns(dataset=pl.lit(d))
+        for d in PIPELINE_DATASETS
     )
     result = reconcile_splits(
         faces, pl.read_parquet(home.folder.splits_path, columns=["dataset", "row", "status", "split"])
