@@ -1,4 +1,6 @@
 import os
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +25,25 @@ def shared_data(name: str) -> Path:
             f"{folder} is not here: the real face data sits beside the project on developer machines and CI only"
         )
     return folder
+
+
+def execute_job(folder: Path, job: str, config: str, env: dict[str, str] | None = None) -> str:
+    """`dagster job execute` of `job` with `config` (YAML) in `folder`, its own DAGSTER_HOME, as a user runs it; the
+    datasets are only those `env` names (no AGENET_* variable of the caller's reaches it). Returns its output."""
+    (folder / f"{job}.yaml").write_text(config)
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith("AGENET_") and k != "DAGSTER_HOME"}
+    dagster = Path(sys.executable).parent / "dagster"
+    completed = subprocess.run(
+        [str(dagster), "job", "execute", "-m", "agenet_pipeline", "-j", job, "-c", f"{job}.yaml"],
+        cwd=folder,
+        env={**inherited, **(env or {}), "DAGSTER_HOME": str(folder)},
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
+    return completed.stdout + completed.stderr
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ SEARCHED = ("learning_rate", "filters", "kernel_size", "dense_units")
 
 
 class SweepConfig(Config):
-    recipe: str = Field(default="seed", description="The recipe whose settings the trials change")
+    recipe: str = Field(default="recommended", description="The recipe whose settings the trials change")
     method: str = Field(default="grid", description="'grid' (every combination) or 'random'")
     trials: int = Field(default=8, description="Trials of a random search")
     seed: int = Field(default=0, description="Seed of a random search")

@@ -94,6 +94,12 @@ def predict(args: argparse.Namespace) -> None:
         write_table(table, args.output)
     else:
         table.write_csv(sys.stdout)
+    if args.annotate:
+        from agenet_pipeline.faces.settings import FaceSettings
+        from agenet_pipeline.serving.annotate import write_annotated
+
+        annotated = write_annotated(table, files, args.annotate, FaceSettings().max_pixels)
+        print(f"{annotated} annotated photos written to {args.annotate}", file=sys.stderr)
     counts = dict(table.group_by("status").len().iter_rows())
     faces = counts.pop(OK, 0)
     no_face = counts.pop(NO_FACE, 0)
@@ -133,7 +139,7 @@ def models(args: argparse.Namespace) -> None:
     if not versions:
         raise CommandError(f"no registered model {args.name!r} in {tracking_uri(args.tracking_uri)}")
     print(text_table(versions))
-    synthetic = [row["version"] for row in versions if row["synthetic data"] == "true"]
+    synthetic = [row["version"] for row in versions if row["synthetic"] == "true"]
     if synthetic:
         print(SYNTHETIC_WARNING.format(model=f"version(s) {', '.join(synthetic)}", datasets="demo"), file=sys.stderr)
 
@@ -163,6 +169,7 @@ def parser() -> argparse.ArgumentParser:
     p = commands.add_parser("predict", parents=[served], help="ages for photos: a row per face")
     p.add_argument("paths", nargs="+", type=Path, help="photo files or folders (walked recursively)")
     p.add_argument("--output", type=Path, help="a .csv, .json or .parquet file (default: CSV on stdout)")
+    p.add_argument("--annotate", type=Path, metavar="DIR", help="also write each photo with its faces and ages drawn")
     p.add_argument("--aligned", action="store_true", help="the photos are face crops: no detection, one row each")
     p.add_argument("--batch-size", type=int, default=64, help="photos per call of the model (default: %(default)s)")
     p.set_defaults(run=predict)

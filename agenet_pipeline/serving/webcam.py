@@ -11,9 +11,9 @@ from typing import TextIO
 import cv2
 import numpy as np
 
+from agenet_pipeline.serving.drawing import age_label, draw_ages
 from agenet_pipeline.serving.predictor import AgePredictor, Face, face_answer
 
-BOX_COLOUR = (60, 220, 60)  # BGR
 WINDOW = "AgeNet (q to quit)"
 
 
@@ -25,23 +25,12 @@ class FaceAge:
     age: float
 
     def __str__(self) -> str:
-        return f"{self.age:.0f} y ({self.bin_label})"
+        return age_label(self.age, self.bin_label)
 
 
 def annotate(frame_bgr: np.ndarray, ages: list[FaceAge]) -> None:
     """Draw each face's box and '<age> y (<bin>)' above it, in place."""
-    scale = max(frame_bgr.shape[0] / 720, 0.4)
-    for found in ages:
-        x, y, w, h = found.face.box
-        thickness = max(int(2 * scale), 1)
-        cv2.rectangle(frame_bgr, (x, y), (x + w, y + h), BOX_COLOUR, thickness)
-        label = str(found)
-        (tw, th), base = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, 0.7 * scale, thickness)
-        top = max(y - th - base - 4, 0)
-        cv2.rectangle(frame_bgr, (x, top), (x + tw + 4, top + th + base + 4), BOX_COLOUR, cv2.FILLED)
-        cv2.putText(
-            frame_bgr, label, (x + 2, top + th + 2), cv2.FONT_HERSHEY_SIMPLEX, 0.7 * scale, (0, 0, 0), thickness
-        )
+    draw_ages(frame_bgr, [(found.face.box, str(found)) for found in ages])
 
 
 def frame_ages(predictor: AgePredictor, frame_bgr: np.ndarray) -> list[FaceAge]:

@@ -34,7 +34,7 @@ def model_versions(name: str) -> list[dict[str, str]]:
                 "aliases": ", ".join(sorted(aliases.get(str(version.version), []))),
                 "created": created,
                 **{metric: f"{metrics[metric]:.3f}" if metric in metrics else "" for metric in HEADLINE_METRICS},
-                "synthetic data": version.tags.get(SYNTHETIC_TAG, "unknown"),
+                "synthetic": version.tags.get(SYNTHETIC_TAG, "unknown"),
                 "run_id": version.run_id or "",
             }
         )

@@ -9,7 +9,7 @@ from agenet_pipeline.demo.writers import demo_dataset
 from agenet_pipeline.faces.detector import resolve_model
 from agenet_pipeline.faces.settings import FaceSettings
 from agenet_pipeline.faces.sharded import run_face_stage
-from agenet_pipeline.faces.storage import checksum_path, scan_faces, shard_paths
+from agenet_pipeline.faces.storage import SETTINGS_FILE, checksum_path, scan_faces, shard_paths
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +54,8 @@ def test_changed_settings_or_rows_redo_the_stale_shards(manifest, tmp_path):
 
 def test_no_temporary_files_are_left(manifest, tmp_path):
     run_face_stage(manifest, tmp_path, resolve_model(), FaceSettings(crop_size=64), shard_size=5)
-    assert sorted(os.listdir(tmp_path)) == sorted(q.name for p in shard_paths(tmp_path) for q in (p, checksum_path(p)))
+    shards = [q.name for p in shard_paths(tmp_path) for q in (p, checksum_path(p))]
+    assert sorted(os.listdir(tmp_path)) == sorted([*shards, SETTINGS_FILE])
 
 
 def test_two_worker_processes_give_the_same_table(manifest, tmp_path):

@@ -1,9 +1,6 @@
 """The jobs as a user runs them: `dagster job execute` with the repository's dagster.yaml, then MLflow."""
 
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import cv2
@@ -14,6 +11,7 @@ import pytest
 from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 
 from agenet_pipeline.demo.synthetic_faces import draw_face
+from agenet_pipeline_tests.conftest import execute_job
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 SMALL = """
@@ -46,28 +44,13 @@ ops:
 """
 
 
-def execute(folder: Path, job: str, config: str) -> None:
-    (folder / f"{job}.yaml").write_text(config)
-    env = {k: v for k, v in os.environ.items() if k not in ("AGENET_HOME", "DAGSTER_HOME")}
-    dagster = Path(sys.executable).parent / "dagster"
-    completed = subprocess.run(
-        [str(dagster), "job", "execute", "-m", "agenet_pipeline", "-j", job, "-c", f"{job}.yaml"],
-        cwd=folder,
-        env={**env, "DAGSTER_HOME": str(folder)},
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
-    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
-
-
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
     """A working directory with the repository's dagster.yaml, after one run of the full job."""
     folder = tmp_path_factory.mktemp("project")
     shutil.copy(REPOSITORY / "dagster.yaml", folder / "dagster.yaml")
-    execute(folder, "full_job", SMALL)
+    output = execute_job(folder, "full_job", SMALL)
+    assert "SYNTHETIC demo copy" in output  # the demo says what it is
     return folder
 
 
@@ -106,6 +89,8 @@ def test_the_age_model_is_a_registered_version_with_its_run(project):
     [version] = client.search_model_versions("name='agenet'")
     run = client.get_run(version.run_id)
     assert run.data.tags["dagster.asset"] == "age_model" and run.data.tags["dagster.run_id"]
+    assert run.data.tags["data.synthetic"] == version.tags["data.synthetic"] == "true"  # the demo's drawn faces
+    assert version.tags["data.datasets"].startswith("appa_real=")
     assert {"model.filters", "training.learning_rate", "data.train.utkface.hash"} <= set(run.data.params)
     assert {"test_exact_accuracy", "test_mae_years", "val_loss"} <= set(run.data.metrics)
     assert len(client.get_metric_history(run.info.run_id, "loss")) == 2  # one point per epoch
@@ -127,7 +112,7 @@ def test_the_age_model_is_a_registered_version_with_its_run(project):
 
 @pytest.mark.slow
 def test_sweep_trials_are_child_runs_and_the_best_is_named(project):
-    execute(project, "sweep_job", SWEEP)  # the second trial's learning rate diverges
+    execute_job(project, "sweep_job", SWEEP)  # the second trial's learning rate diverges
     client = mlflow.MlflowClient(f"sqlite:///{project / '.agenet' / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("agenet")
     [parent] = client.search_runs([experiment.experiment_id], "attributes.run_name = 'sweep'")

@@ -25,6 +25,7 @@ from agenet_pipeline.faces.detector import resolve_model
 from agenet_pipeline.faces.settings import FaceSettings
 from agenet_pipeline.faces.sharded import run_face_stage
 from agenet_pipeline.faces.storage import (
+    SETTINGS_FILE,
     CorruptShardError,
     checksum_path,
     fingerprint_of,
@@ -109,7 +110,11 @@ def test_a_shard_without_its_checksum_is_rebuilt(manifest, faces):
 
 def test_the_checksums_of_shards_past_the_end_go_with_them(manifest, faces):
     run_face_stage(manifest.head(SHARD_SIZE), faces, resolve_model(), SETTINGS, shard_size=SHARD_SIZE)
-    assert sorted(p.name for p in faces.iterdir()) == ["shard-00000.parquet", "shard-00000.parquet.sha256"]
+    assert sorted(p.name for p in faces.iterdir()) == [
+        SETTINGS_FILE,
+        "shard-00000.parquet",
+        "shard-00000.parquet.sha256",
+    ]
 
 
 def test_an_error_reading_a_damaged_shard_names_the_file(faces):

@@ -21,7 +21,7 @@ from agenet_pipeline.demo.writers import demo_dataset
 from agenet_pipeline.faces.detector import resolve_model
 from agenet_pipeline.faces.settings import FaceSettings
 from agenet_pipeline.faces.sharded import run_face_stage
-from agenet_pipeline.faces.storage import checksum_path, scan_faces, shard_paths
+from agenet_pipeline.faces.storage import SETTINGS_FILE, checksum_path, scan_faces, shard_paths
 
 SHARD_SIZE = 3
 SETTINGS = FaceSettings(crop_size=64)
@@ -114,5 +114,5 @@ def test_face_stage_killed_while_writing_a_shard_leaves_no_partial_shard(manifes
 
     assert run.shards_reused == 2
     assert_every_row_once(manifest, tmp_path)
-    whole = sorted(q for p in shard_paths(tmp_path) for q in (p, checksum_path(p)))
+    whole = sorted([*(q for p in shard_paths(tmp_path) for q in (p, checksum_path(p))), tmp_path / SETTINGS_FILE])
     assert sorted(tmp_path.iterdir()) == whole  # the killed write's temporary file is gone

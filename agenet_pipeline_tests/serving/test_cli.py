@@ -3,6 +3,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cv2
+import numpy as np
 import polars as pl
 import pytest
 
@@ -30,6 +32,21 @@ def test_a_row_per_face_and_one_per_file_without_a_face(registry, photos, tmp_pa
     faces = table.filter(pl.col("status") == "ok")
     assert faces["age"].is_between(0, 120).all() and faces["face"].to_list() == [0, 1, 2, 0]
     assert "4 files: 4 faces, 1 files without a face, rejected: 1 unreadable" in capsys.readouterr().err
+
+
+def test_annotate_draws_each_face_of_each_photo_with_a_face(registry, photos, tmp_path, capsys):
+    from agenet_pipeline.serving.drawing import BOX_COLOUR
+
+    drawn = tmp_path / "drawn"
+    assert predict(registry, str(photos), "--output", str(tmp_path / "ages.csv"), "--annotate", str(drawn)) == 0
+    assert sorted(p.name for p in drawn.iterdir()) == ["group.jpg", "one.jpg"]  # no face, no copy
+    group = cv2.imread(str(drawn / "group.jpg"))
+    original = cv2.imread(str(photos / "group.jpg"))
+    assert group.shape == original.shape
+    boxes = np.abs(group.astype(int) - BOX_COLOUR).sum(axis=-1) < 60
+    for third in range(3):  # a box in each person's third of the photo
+        assert boxes[:, third * 200 : (third + 1) * 200].sum() > 100
+    assert "2 annotated photos written to" in capsys.readouterr().err
 
 
 def test_aligned_gives_one_row_per_file(registry, photos, tmp_path):
@@ -94,8 +111,10 @@ def test_models_lists_versions_aliases_and_scores_without_dagster_or_tensorflow(
     )
     assert done.returncode == 0, done.stderr
     header, row = done.stdout.splitlines()
-    assert header.split() == ["version", "aliases", "created", "test_mae_years", "test_exact_accuracy", "run_id"]
+    columns = ["version", "aliases", "created", "test_mae_years", "test_exact_accuracy", "synthetic", "run_id"]
+    assert header.split() == columns
     assert row.split()[:2] == [registry.version, "champion"] and "12.500" in row and "0.250" in row
+    assert "unknown" in row.split()  # a version registered without the data.synthetic tag
     loaded = subprocess.run(
         [
             sys.executable,
@@ -108,3 +127,20 @@ def test_models_lists_versions_aliases_and_scores_without_dagster_or_tensorflow(
         check=True,
     )
     assert loaded.stdout.strip() == "[]"
+
+
+def test_a_model_trained_on_synthetic_faces_is_said_to_be_so(registry, photos, capsys):
+    import mlflow
+
+    client = mlflow.MlflowClient(registry.uri)
+    client.set_model_version_tag("agenet", registry.version, "data.synthetic", "true")
+    try:
+        assert predict(registry, str(photos / "nested" / "one.jpg")) == 0
+        assert "was trained on synthetic demo faces" in capsys.readouterr().err
+        assert main(["models", "--tracking-uri", registry.uri]) == 0
+        assert f"version(s) {registry.version} was trained on synthetic" in capsys.readouterr().err
+        client.set_model_version_tag("agenet", registry.version, "data.synthetic", "false")
+        assert predict(registry, str(photos / "nested" / "one.jpg")) == 0
+        assert "synthetic" not in capsys.readouterr().err
+    finally:
+        client.delete_model_version_tag("agenet", registry.version, "data.synthetic")

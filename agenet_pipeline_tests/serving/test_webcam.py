@@ -4,7 +4,7 @@ import pytest
 
 from agenet_pipeline.demo.synthetic_faces import draw_face
 from agenet_pipeline.serving.cli import main
-from agenet_pipeline.serving.webcam import BOX_COLOUR
+from agenet_pipeline.serving.drawing import BOX_COLOUR
 
 FRAMES = 12
 

@@ -31,21 +31,30 @@ GPU_RETRY = RetryPolicy(max_retries=1, delay=30)
 class ModelTrainingConfig(Config):
     """A recipe ('seed': the paper's; 'recommended': ours) and any settings to change in it."""
 
-    recipe: str = Field(default="seed", description="'seed' (the paper's network and training) or 'recommended'")
+    recipe: str = Field(
+        default="recommended",
+        description="'recommended' (ours, the default) or 'seed' (the paper's network and training)",
+    )
     input_size: int | None = Field(default=None, description="Side of the square input in pixels (256)")
     filters: list[int] | None = Field(default=None, description="Filters per conv layer (64, 128, 256, 512, 1024)")
     kernel_size: int | None = Field(default=None, description="Convolution kernel size (3)")
     dense_units: list[int] | None = Field(default=None, description="Units per dense layer (256, 128)")
-    dropout: float | None = Field(default=None, description="Dropout after each conv layer (0.187)")
-    learning_rate: float | None = Field(default=None, description="Adam learning rate (3e-4)")
+    dropout: float | None = Field(
+        default=None, description="Dropout after each conv layer (recommended: 0.1; seed: 0.187)"
+    )
+    learning_rate: float | None = Field(default=None, description="Adam learning rate (recommended: 1e-3; seed: 3e-4)")
     lr_plateau_patience: int | None = Field(
         default=None, description="Epochs without validation improvement before the learning rate is cut to 0.3x"
     )
     batch_size: int | None = Field(default=None, description="Batch size (32)")
     max_epochs: int | None = Field(default=None, description="Epoch limit; early stopping usually ends sooner (30)")
-    patience: int | None = Field(default=None, description="Epochs without validation improvement before stopping (4)")
+    patience: int | None = Field(
+        default=None, description="Epochs without validation improvement before stopping (recommended: 8; seed: 4)"
+    )
     seed: int | None = Field(default=None, description="Seed of initialisation, shuffling and augmentation (0)")
-    label_sigma: float | None = Field(default=None, description="Train on a label distribution this many years wide")
+    label_sigma: float | None = Field(
+        default=None, description="Train on a label distribution this many years wide (recommended: 3; seed: none)"
+    )
     mixed_precision: bool | None = Field(default=None, description="float16 compute on a GPU (off)")
 
     def recipe_with_changes(self):
