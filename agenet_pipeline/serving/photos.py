@@ -61,9 +61,9 @@ def predict_photos(
     rows = []
     for start in range(0, len(files), batch_size):
         batch = files[start : start + batch_size]
-        answer: pd.DataFrame = model.predict(
-            pd.DataFrame({"path": [str(f) for f in batch]}), params={"aligned": aligned}
-        )
+        # Absolute, so that with $AGENET_SERVE_ALLOWED_ROOT set a relative path is still the file the user named.
+        paths = pd.DataFrame({"path": [str(f.absolute()) for f in batch]})
+        answer: pd.DataFrame = model.predict(paths, params={"aligned": aligned})
         per_input: dict[int, list[dict]] = {}
         for record in answer.to_dict("records"):
             per_input.setdefault(record.pop("input"), []).append(record)
