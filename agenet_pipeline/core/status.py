@@ -17,6 +17,8 @@ INVALID_INPUT = "invalid_input"
 NO_FACE = "no_face"
 LOW_SCORE = "low_score"
 TOO_SMALL = "too_small"
-OUTSIDE_ROOT = "outside_root"  # a path that leads outside the dataset's root: never read
+# A path leading outside the folder reads must stay in (a dataset's root, the served model's allowed folder):
+# never read
+OUTSIDE_ROOT = "outside_root"
 # Serving
 ERROR = "error"  # an unexpected failure for one photo: the detail names the exception

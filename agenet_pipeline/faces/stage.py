@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 import polars as pl
 
-from agenet_pipeline.core.status import LOW_SCORE, NO_FACE, OK, TOO_SMALL, UNREADABLE
+from agenet_pipeline.core.status import LOW_SCORE, NO_FACE, OK, TOO_SMALL
 from agenet_pipeline.faces.crop import encode_crop, square_crop
 from agenet_pipeline.faces.detector import FaceDetector
-from agenet_pipeline.faces.images import ImageRejected, decode_rgb
+from agenet_pipeline.faces.images import ImageRejected, decode_rgb, read_image_file
 from agenet_pipeline.faces.settings import FaceSettings
 
 FACE_SCHEMA = {
@@ -77,10 +78,9 @@ def face_from_photo(data: bytes, detector: FaceDetector, settings: FaceSettings)
 
 def _face_from_file(path: str, detector: FaceDetector, settings: FaceSettings) -> dict:
     try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError as error:
-        return _no_face(UNREADABLE, f"{type(error).__name__}: {error}")
+        data = read_image_file(Path(path), settings.max_pixels)
+    except ImageRejected as rejection:
+        return _no_face(rejection.reason, rejection.detail)
     return face_from_photo(data, detector, settings)
 
 

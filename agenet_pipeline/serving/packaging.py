@@ -9,6 +9,7 @@ the `agenet` command does); a package already imported is the one used.
 
 from __future__ import annotations
 
+import base64
 import shutil
 import tempfile
 from dataclasses import asdict
@@ -55,16 +56,18 @@ def serving_signature() -> ModelSignature:
     ]
     optional = {"required": False}
     return ModelSignature(
-        inputs=Schema([ColSpec("binary", "image", **optional), ColSpec("string", "path", **optional)]),
+        # `image` is base64 text, decoded by the model: MLflow's decoding of a `binary` column refuses the whole
+        # request for one bad row, where the model answers that row `invalid_input` and the rest of the batch.
+        inputs=Schema([ColSpec("string", "image", **optional), ColSpec("string", "path", **optional)]),
         outputs=Schema(outputs),
         params=ParamSchema([ParamSpec("aligned", "boolean", False)]),
     )
 
 
 def _request_example() -> pd.DataFrame:
-    """One drawn face (no real person): the request MLflow shows, base64-encoded, as the serving example."""
+    """One drawn face (no real person), base64-encoded: the request MLflow shows as the serving example."""
     face = cv2.cvtColor(draw_face(35.0, np.random.default_rng(0), 96), cv2.COLOR_RGB2BGR)
-    return pd.DataFrame({"image": [cv2.imencode(".jpg", face)[1].tobytes()]})
+    return pd.DataFrame({"image": [base64.b64encode(cv2.imencode(".jpg", face)[1].tobytes()).decode()]})
 
 
 def _stage_code(folder: Path) -> Path:

@@ -73,8 +73,9 @@ def _rows(file: Path, answers: list[dict], bins: AgeBins) -> list[dict]:
 def _answers(model, files: Sequence[Path], aligned: bool) -> dict[int, list[dict]]:
     """The model's rows for a batch of files, by position. When the model fails for the batch, each file is asked
     alone, and a file the model fails for gets one `error` row naming the exception: the other files' rows stay."""
-    # Python objects, not pandas' Arrow strings, which cannot hold a name that is not UTF-8 (os.fsdecode's escapes)
-    paths = pd.Series([str(f) for f in files], dtype=object)
+    # Python objects, not pandas' Arrow strings, which cannot hold a name that is not UTF-8 (os.fsdecode's escapes);
+    # absolute, so that with $AGENET_SERVE_ALLOWED_ROOT set a relative path is still the file the user named.
+    paths = pd.Series([str(f.absolute()) for f in files], dtype=object)
     try:
         answer: pd.DataFrame = model.predict(pd.DataFrame({"path": paths}), params={"aligned": aligned})
     except Exception as error:  # noqa: BLE001 - one file's failure must not lose the batch

@@ -7,7 +7,6 @@ This module and the ones it imports travel with the served model (see `packaging
 from __future__ import annotations
 
 import os
-import stat
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,10 +14,10 @@ from pathlib import Path
 import numpy as np
 
 from agenet_pipeline.core.ages import AgeBins
-from agenet_pipeline.core.status import TOO_LARGE, UNREADABLE
+from agenet_pipeline.core.status import OUTSIDE_ROOT, TOO_LARGE, UNREADABLE
 from agenet_pipeline.faces.crop import decode_crop, encode_crop, square_crop
 from agenet_pipeline.faces.detector import FaceDetector
-from agenet_pipeline.faces.images import MAX_SIDE, ImageRejected, decode_rgb
+from agenet_pipeline.faces.images import MAX_SIDE, ImageRejected, decode_rgb, read_image_file
 from agenet_pipeline.faces.settings import FaceSettings
 
 # N x S x S x 3 float32 pixels 0-255 -> N x bins probabilities. For a Keras model, its `predict_on_batch`: Keras
@@ -34,24 +33,36 @@ class Face:
     pixels: np.ndarray  # the network's input: S x S x 3 RGB uint8
 
 
-def read_photo(item, max_pixels: int) -> np.ndarray:
-    """RGB pixels of one input: encoded bytes, a path, or an RGB uint8 array. Raises ImageRejected."""
+def read_photo(item, max_pixels: int, root: Path | None = None) -> np.ndarray:
+    """RGB pixels of one input: encoded bytes, a file (an os.PathLike; inside `root` when one is given) or an RGB
+    uint8 array. Raises ImageRejected."""
     if isinstance(item, bytes | bytearray | memoryview):
         return decode_rgb(bytes(item), max_pixels)
-    if isinstance(item, str | os.PathLike):
-        return decode_rgb(_read_file(Path(item)), max_pixels)
+    if isinstance(item, os.PathLike):
+        return decode_rgb(_read_file(Path(item), max_pixels, root), max_pixels)
     if isinstance(item, np.ndarray):
         return _checked_array(item, max_pixels)
     raise ImageRejected(UNREADABLE, f"expected encoded image bytes, a path or an RGB array, not {type(item).__name__}")
 
 
-def _read_file(path: Path) -> bytes:
+def inside(root: Path, path: Path) -> Path:
+    """`path` (relative to `root` unless absolute) with its symlinks resolved, if it stays inside `root` (itself
+    resolved). The rejection is the same whether the file exists or not: it tells nothing of what lies outside."""
     try:
-        if not stat.S_ISREG(path.stat().st_mode):  # a device or a pipe could be read forever
-            raise ImageRejected(UNREADABLE, f"{path} is not a regular file")
-        return path.read_bytes()
-    except OSError as error:
-        raise ImageRejected(UNREADABLE, f"{path}: {error.strerror or error}") from error
+        real = (root / path).resolve()
+    except (OSError, RuntimeError):  # RuntimeError: a symlink loop
+        real = None
+    if real is None or not real.is_relative_to(root):
+        raise ImageRejected(OUTSIDE_ROOT, f"{path}: not inside the folder photos are read from")
+    return real
+
+
+def _read_file(path: Path, max_pixels: int, root: Path | None) -> bytes:
+    real = path if root is None else inside(root, path)
+    try:
+        return read_image_file(real, max_pixels)
+    except ImageRejected as rejection:
+        raise ImageRejected(rejection.reason, f"{path}: {rejection.detail}") from rejection
 
 
 def _checked_array(pixels: np.ndarray, max_pixels: int) -> np.ndarray:

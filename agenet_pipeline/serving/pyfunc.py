@@ -1,19 +1,31 @@
 """The served model: an MLflow pyfunc that takes a batch of photos and answers a row per face.
 
-Input: a DataFrame with a column `image` (encoded photo bytes, base64 in a JSON request; from Python also an
-H x W x 3 uint8 RGB array) and/or a column `path` (a file the serving process can read); each row fills one.
+Input: a DataFrame with a column `image` and/or a column `path`; each row fills one of them.
+- `image`: the encoded photo (JPEG, PNG ...) as base64 text, which is what a JSON request sends; from Python also
+  its bytes, or an H x W x 3 uint8 RGB array. A row whose text is not base64 is answered `invalid_input`.
+- `path`: a file the model's process reads. With the environment variable AGENET_SERVE_ALLOWED_ROOT set when the
+  model is loaded, only files inside that folder are read: a relative path is taken from it, symlinks are
+  resolved, and a path leading outside (`..`, an absolute path elsewhere, a link out) is `outside_root`, the same
+  answer whether or not the file exists. Without the variable, MLflow's scoring server (`mlflow models serve`)
+  reads no path at all (`invalid_input`), and a caller in its own process (`mlflow.pyfunc.load_model(...)
+  .predict(...)`, `agenet predict`) reads any file it names: it could read them itself.
 Param `aligned` (default false): every photo is already a face crop, so detection is skipped.
 Output: one row per face, most confident face first, in input order (see OUTPUT_COLUMNS). A photo without a
-face has no row; a row that cannot be used has one row with `status` naming why (`unreadable`, `too_large`,
-`invalid_input`; `error` for an unexpected failure, its exception in the detail) and `detail`; the rest of the
-batch is answered.
+face has no row; a row that cannot be used has one row with `status` naming why (`unreadable`, `too_large`: over
+64 megapixels from its header or 64 MB, `invalid_input`, `outside_root`; `error` for an unexpected failure, its
+exception in the detail) and `detail`; the rest of the batch is answered. A batch with neither column is an error
+(HTTP 400).
 
 This module travels with the model (see `packaging.py`); it imports only modules that travel too.
 """
 
+import base64
+import binascii
 import math
+import os
 import threading
 import weakref
+from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -22,15 +34,23 @@ from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
 from agenet_pipeline.core.ages import SCHEMES
-from agenet_pipeline.core.status import ERROR, INVALID_INPUT, OK
+from agenet_pipeline.core.status import ERROR, INVALID_INPUT, OK, TOO_LARGE
 from agenet_pipeline.faces.detector import FaceDetector, resolve_model
-from agenet_pipeline.faces.images import ImageRejected
+from agenet_pipeline.faces.images import DEFAULT_MAX_BYTES, ImageRejected
 from agenet_pipeline.faces.settings import FaceSettings
 from agenet_pipeline.serving.predictor import AgePredictor, Face, face_answer, read_photo
 
 KERAS_MODEL = "keras_model"
 FACE_DETECTOR = "face_detector"
 INPUT_COLUMNS = ("image", "path")
+ALLOWED_ROOT_VARIABLE = "AGENET_SERVE_ALLOWED_ROOT"
+# What MLflow's scoring server sets in the process that runs the model: the model's path (`mlflow models serve`,
+# before the model is loaded) and its serving flag (once the server is up).
+SCORING_SERVER_MARKERS = ("__pyfunc_model_path__", "_MLFLOW_IS_IN_SERVING_ENVIRONMENT")
+NO_PATHS = (
+    f"this server reads no files: send the photo as 'image', or start the server with {ALLOWED_ROOT_VARIABLE} "
+    "set to the folder it may read"
+)
 # Each column with the MLflow type of its values. Besides `input`, the columns hold Python objects, so that the
 # empty cells of a rejected input are None (null in a JSON answer), not NaN.
 OUTPUT_COLUMNS = {
@@ -64,13 +84,14 @@ class AgeNetModel(mlflow.pyfunc.PythonModel):
             SCHEMES[config["bins"]],
             FaceSettings(**config["faces"]),
         )
+        self.root = allowed_root()
         self._lock = threading.Lock()  # one detector and one network: one batch at a time
         weakref.finalize(self, detector.close)  # before interpreter exit, when MediaPipe can still close it
 
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
         aligned = bool((params or {}).get("aligned", False))
         with self._lock:
-            found = {position: self._faces(item, aligned) for position, item in enumerate(_items(model_input))}
+            found = {position: self._faces(cell, aligned) for position, cell in enumerate(_cells(model_input))}
             faces = [face for result in found.values() if isinstance(result, list) for face in result]
             probabilities = iter(self.predictor.probabilities(faces))
         rows = []
@@ -84,15 +105,26 @@ class AgeNetModel(mlflow.pyfunc.PythonModel):
         table = pd.DataFrame({name: [row.get(name) for row in rows] for name in OUTPUT_COLUMNS}, dtype=object)
         return table.astype({"input": "int64"})
 
-    def _faces(self, item, aligned: bool) -> list[Face] | ImageRejected:
-        if isinstance(item, ImageRejected):
-            return item
+    def _faces(self, cell: tuple[str, object] | ImageRejected, aligned: bool) -> list[Face] | ImageRejected:
+        if isinstance(cell, ImageRejected):
+            return cell
         try:
-            return self.predictor.faces(read_photo(item, self.predictor.settings.max_pixels), aligned)
+            photo = read_photo(self._photo(*cell), self.predictor.settings.max_pixels, self.root)
+            return self.predictor.faces(photo, aligned)
         except ImageRejected as rejection:
             return rejection
         except Exception as error:  # noqa: BLE001 - one photo's failure is its row, not the loss of the batch
             return ImageRejected(ERROR, f"{type(error).__name__}: {error}")
+
+    def _photo(self, column: str, value):
+        """What `read_photo` takes for one cell: bytes or an array from `image`, a Path from `path`."""
+        if column == "image":
+            return from_base64(value) if isinstance(value, str) else value
+        if self.root is None and in_scoring_server():
+            raise ImageRejected(INVALID_INPUT, NO_PATHS)
+        if not isinstance(value, str | os.PathLike) or "\0" in str(value):
+            raise ImageRejected(INVALID_INPUT, f"a path must be text without null bytes, not {value!r:.80}")
+        return Path(value)
 
     def _face_row(self, position: int, index: int, face: Face, probabilities: np.ndarray) -> dict:
         return {
@@ -106,28 +138,55 @@ class AgeNetModel(mlflow.pyfunc.PythonModel):
         }
 
 
+def allowed_root() -> Path | None:
+    """The folder $AGENET_SERVE_ALLOWED_ROOT names, symlinks resolved; None when the variable is not set."""
+    folder = os.environ.get(ALLOWED_ROOT_VARIABLE)
+    if not folder:
+        return None
+    root = Path(folder).resolve()
+    if not root.is_dir():
+        raise NotADirectoryError(f"{ALLOWED_ROOT_VARIABLE}={folder}: not a folder")
+    return root
+
+
+def in_scoring_server() -> bool:
+    return any(os.environ.get(name, "").lower() not in ("", "false", "0") for name in SCORING_SERVER_MARKERS)
+
+
+def from_base64(text: str, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
+    """The bytes of a base64 text; white space is ignored (MLflow's own client breaks lines every 76 characters)."""
+    compact = "".join(text.split())
+    size = len(compact) // 4 * 3 - compact[-2:].count("=")  # the decoded size, known before decoding
+    if size > max_bytes:
+        raise ImageRejected(TOO_LARGE, f"{size:,} bytes is over the limit of {max_bytes:,} bytes")
+    try:
+        return base64.b64decode(compact, validate=True)
+    except binascii.Error as error:
+        raise ImageRejected(INVALID_INPUT, f"the image is not base64 text ({error})") from error
+
+
 def _missing(value) -> bool:
     return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
 
 
-def _items(model_input) -> list:
-    """The photo of each input row, or the ImageRejected that says why the row has none."""
+def _cells(model_input) -> list[tuple[str, object] | ImageRejected]:
+    """The photo of each input row as (column, value), or the ImageRejected that says why the row has none."""
     if not isinstance(model_input, pd.DataFrame):
         model_input = pd.DataFrame(model_input)
     columns = [c for c in INPUT_COLUMNS if c in model_input.columns]
     if not columns:
         raise MlflowException(
-            "the input needs a column 'image' (encoded photo bytes, base64 in JSON) or 'path' (a file the "
-            "serving process can read)",
+            "the input needs a column 'image' (the encoded photo, base64 text in JSON) or 'path' (a file the model "
+            "may read)",
             INVALID_PARAMETER_VALUE,
         )
-    items = []
+    cells = []
     for values in model_input[columns].itertuples(index=False):
-        given = [v for v in values if not _missing(v)]
+        given = [(column, value) for column, value in zip(columns, values) if not _missing(value)]
         if len(given) == 1:
-            items.append(given[0])
+            cells.append(given[0])
         else:
-            items.append(
+            cells.append(
                 ImageRejected(INVALID_INPUT, f"a row needs one of {' or '.join(columns)}, it has {len(given)}")
             )
-    return items
+    return cells

@@ -1,7 +1,9 @@
+import base64
 import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import cv2
 import mlflow
@@ -11,6 +13,8 @@ import pytest
 from mlflow.exceptions import MlflowException
 
 from agenet_pipeline.core.ages import SEED_BINS
+from agenet_pipeline.faces.images import ImageRejected
+from agenet_pipeline.serving.pyfunc import ALLOWED_ROOT_VARIABLE, NO_PATHS, from_base64
 from agenet_pipeline_tests.formats import GROUP_AGES, empty_scene, group_photo, jpeg, png_header_only
 
 
@@ -34,6 +38,7 @@ def test_bytes_arrays_and_paths_give_the_same_answer(served, tmp_path):
     path.write_bytes(cv2.imencode(".png", photo[..., ::-1])[1].tobytes())
     from_array = served.predict(pd.DataFrame({"image": [photo]}))
     from_path = served.predict(pd.DataFrame({"path": [str(path)]}))
+    assert len(served.predict(pd.DataFrame({"path": [path]}))) == 3  # a Path as well as its text
     assert len(from_array) == len(from_path) == 3
     assert np.allclose(np.stack(from_array["probabilities"]), np.stack(from_path["probabilities"]), atol=1e-5)
 
@@ -66,6 +71,105 @@ def test_a_row_needs_exactly_one_photo_and_a_frame_needs_a_photo_column(served):
     assert list(answer["status"]) == ["invalid_input", "invalid_input"]
     with pytest.raises(MlflowException, match="needs a column 'image'"):
         served.predict(pd.DataFrame({"photo": ["x"]}))
+
+
+def statuses(answer: pd.DataFrame) -> dict[int, list[str]]:
+    """The status of each row, per input."""
+    return answer.groupby("input")["status"].agg(list).to_dict()
+
+
+def test_a_bad_base64_row_is_answered_alone(served):
+    photo = jpeg(group_photo())
+    answer = served.predict(
+        pd.DataFrame(
+            {
+                "image": [
+                    "%%% not base64",
+                    base64.b64encode(photo).decode(),
+                    base64.encodebytes(photo).decode(),  # as MLflow's client sends it: a line break every 76
+                    "",
+                    photo,
+                ]
+            }
+        )
+    )
+    assert statuses(answer) == {0: ["invalid_input"], 1: ["ok"] * 3, 2: ["ok"] * 3, 3: ["unreadable"], 4: ["ok"] * 3}
+    assert "not base64" in answer["detail"][0]
+
+
+def test_a_file_over_the_byte_limit_is_too_large_before_it_is_read(served, tmp_path):
+    huge = tmp_path / "huge.jpg"
+    huge.write_bytes(jpeg(group_photo()))
+    os.truncate(huge, 200_000_000)  # sparse: the zeros take no disk
+    [row] = served.predict(pd.DataFrame({"path": [str(huge)]})).to_dict("records")
+    assert row["status"] == "too_large"
+    assert row["detail"] == f"{huge}: 200,000,000 bytes is over the limit of 64,000,000 bytes"
+
+
+def test_base64_over_the_byte_limit_is_refused_before_it_is_decoded():
+    with pytest.raises(ImageRejected, match="^too_large: 11 bytes is over the limit of 10 bytes$") as rejection:
+        from_base64(base64.b64encode(b"x" * 11).decode(), max_bytes=10)
+    assert rejection.value.reason == "too_large"
+    assert from_base64(base64.b64encode(b"x" * 10).decode(), max_bytes=10) == b"x" * 10
+
+
+def test_a_scoring_server_without_an_allowed_folder_reads_no_file(served, registry, tmp_path, monkeypatch):
+    photo = tmp_path / "group.jpg"
+    photo.write_bytes(jpeg(group_photo()))
+    monkeypatch.setenv("_MLFLOW_IS_IN_SERVING_ENVIRONMENT", "true")  # what MLflow's scoring server sets
+    paths = [str(photo), "/etc/passwd", str(registry.folder / "mlflow.db"), "/nowhere.jpg"]
+    answer = served.predict(pd.DataFrame({"path": [*paths, None], "image": [None] * 4 + [jpeg(group_photo())]}))
+    assert statuses(answer) == {i: ["invalid_input"] for i in range(4)} | {4: ["ok"] * 3}
+    assert set(answer["detail"][:4]) == {NO_PATHS}
+
+
+@pytest.fixture(scope="module")
+def allowed(tmp_path_factory) -> Path:
+    """A folder the model may read (a photo, a link leading out of it), beside a photo it may not."""
+    parent = tmp_path_factory.mktemp("reads")
+    (parent / "secret.jpg").write_bytes(jpeg(group_photo()))
+    folder = parent / "allowed"
+    (folder / "photos").mkdir(parents=True)
+    (folder / "photos" / "group.jpg").write_bytes(jpeg(group_photo()))
+    (folder / "link_out.jpg").symlink_to(parent / "secret.jpg")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def confined(served, allowed):
+    """The champion loaded with AGENET_SERVE_ALLOWED_ROOT set, as a scoring server started with it loads it."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(ALLOWED_ROOT_VARIABLE, str(allowed))
+        return mlflow.pyfunc.load_model("models:/agenet@champion")
+
+
+def test_with_an_allowed_folder_paths_are_read_only_inside_it(confined, allowed, registry):
+    inside = ["photos/group.jpg", str(allowed / "photos" / "group.jpg"), "photos/../photos/group.jpg"]
+    outside = [
+        "../secret.jpg",
+        str(allowed.parent / "secret.jpg"),
+        "link_out.jpg",  # a link inside, to a file outside
+        "/etc/passwd",
+        str(registry.folder / "mlflow.db"),
+        "../nowhere.jpg",
+        "/nowhere/at/all.jpg",
+    ]
+    answer = confined.predict(pd.DataFrame({"path": [*inside, *outside, "photos/missing.jpg"]}))
+    rows = answer.groupby("input").first()
+    missing = 3 + len(outside)
+    expected = {i: ["ok"] * 3 for i in range(3)} | {i: ["outside_root"] for i in range(3, missing)}
+    assert statuses(answer) == expected | {missing: ["unreadable"]}
+    # The same answer whether the file outside exists or not.
+    assert [rows["detail"][3 + i].removeprefix(path) for i, path in enumerate(outside)] == [
+        ": not inside the folder photos are read from"
+    ] * len(outside)
+    assert rows["detail"][missing] == "photos/missing.jpg: No such file or directory"
+
+
+def test_an_allowed_folder_that_is_not_one_stops_the_model_loading(served, tmp_path, monkeypatch):
+    monkeypatch.setenv(ALLOWED_ROOT_VARIABLE, str(tmp_path / "nowhere"))
+    with pytest.raises(NotADirectoryError, match="AGENET_SERVE_ALLOWED_ROOT=.*nowhere: not a folder"):
+        mlflow.pyfunc.load_model("models:/agenet@champion")
 
 
 def test_aligned_photos_are_one_face_each_without_detection(served):
