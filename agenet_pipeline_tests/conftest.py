@@ -29,9 +29,10 @@ def shared_data(name: str) -> Path:
 
 def execute_job(folder: Path, job: str, config: str, env: dict[str, str] | None = None) -> str:
     """`dagster job execute` of `job` with `config` (YAML) in `folder`, its own DAGSTER_HOME, as a user runs it; the
-    datasets are only those `env` names (no AGENET_* variable of the caller's reaches it). Returns its output."""
+    datasets are only those `env` names, and its MLflow store is the folder's own (no AGENET_* or MLFLOW_* variable
+    of the caller's reaches it: mlflow.set_tracking_uri sets one). Returns its output."""
     (folder / f"{job}.yaml").write_text(config)
-    inherited = {k: v for k, v in os.environ.items() if not k.startswith("AGENET_") and k != "DAGSTER_HOME"}
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith(("AGENET_", "MLFLOW_", "DAGSTER_HOME"))}
     dagster = Path(sys.executable).parent / "dagster"
     completed = subprocess.run(
         [str(dagster), "job", "execute", "-m", "agenet_pipeline", "-j", job, "-c", f"{job}.yaml"],

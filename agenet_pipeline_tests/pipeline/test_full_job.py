@@ -113,7 +113,8 @@ def test_the_age_model_is_a_registered_version_with_its_run(project):
 @pytest.mark.slow
 def test_sweep_trials_are_child_runs_and_the_best_is_named(project):
     execute_job(project, "sweep_job", SWEEP)  # the second trial's learning rate diverges
-    client = mlflow.MlflowClient(f"sqlite:///{project / '.agenet' / 'mlflow.db'}")
+    uri = f"sqlite:///{project / '.agenet' / 'mlflow.db'}"
+    client = mlflow.MlflowClient(uri, registry_uri=uri)
     experiment = client.get_experiment_by_name("agenet")
     [parent] = client.search_runs([experiment.experiment_id], "attributes.run_name = 'sweep'")
     children = client.search_runs([experiment.experiment_id], f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")

@@ -90,14 +90,22 @@ def test_only_the_configured_dataset_is_anywhere(real_run):
 @pytest.mark.slow
 def test_the_version_says_it_is_real_and_crops_as_training_did(real_run):
     project, _, _ = real_run
-    client = mlflow.MlflowClient(f"sqlite:///{project / '.agenet' / 'mlflow.db'}")
+    uri = f"sqlite:///{project / '.agenet' / 'mlflow.db'}"
+    client = mlflow.MlflowClient(uri, registry_uri=uri)
     [version] = client.search_model_versions("name='agenet'")
     assert version.tags["data.synthetic"] == "false"
     assert version.tags["data.datasets"] == f"utkface={PER_BIN * len(SEED_BINS)}"
     run = client.get_run(version.run_id)
     assert run.data.tags["data.synthetic"] == "false"
     assert float(run.data.params["faces.margin"]) == MARGIN
-    config = mlflow.models.get_model_info(version.source).flavors["python_function"]["config"]
+    saved = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    try:
+        config = mlflow.models.get_model_info(version.source).flavors["python_function"]["config"]
+    finally:
+        mlflow.set_tracking_uri(saved[0])
+        mlflow.set_registry_uri(saved[1])
     assert config["faces"]["margin"] == MARGIN and config["faces"]["fallback_whole_image"] is True
 
 
@@ -108,7 +116,7 @@ def test_agenet_predict_answers_each_held_back_photo(real_run, tmp_path):
     photos.mkdir()
     for path in held_back:
         shutil.copy(path, photos / path.name)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AGENET_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AGENET_", "MLFLOW_"))}
     output = tmp_path / "ages.csv"
     completed = subprocess.run(
         [str(Path(sys.executable).parent / "agenet"), "predict", str(photos), "--aligned", "--output", str(output)],
