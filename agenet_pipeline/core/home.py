@@ -73,6 +73,11 @@ class Home:
         return self.root / "evaluation" / model / part
 
     @property
+    def lock_path(self) -> Path:
+        """Held by the run that is using the home (see core.lock)."""
+        return self.root / "run.lock"
+
+    @property
     def default_store(self) -> Path:
         return self.root / "mlflow.db"
 

@@ -15,6 +15,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from agenet_pipeline.core.files import atomic_path, write_bytes
 from agenet_pipeline.model.architecture import ModelConfig, build_model
 from agenet_pipeline.model.input import batches
 from agenet_pipeline.model.metrics import OneOffAccuracy
@@ -77,6 +78,25 @@ class _FailOnNaN(keras.callbacks.Callback):
         self._epoch = epoch
 
 
+class EpochBackup(keras.callbacks.BackupAndRestore):
+    """Keras' BackupAndRestore (a checkpoint each epoch, where an interrupted `fit` resumes), with each file
+    written whole: Keras writes the weights and the epoch file in place, so a kill in the middle of a save would
+    leave a truncated file that the next run fails to read, or reads as the last epoch's."""
+
+    def _save_model(self):
+        with atomic_path(Path(self._weights_path), suffix=".weights.h5") as tmp:
+            self.model.save_weights(tmp)
+        state = {"epoch": self._current_epoch, "batch": self._last_batch_seen}
+        write_bytes(Path(self._training_metadata_path), json.dumps(state))
+
+
+def save_model(model: keras.Model, path: Path) -> Path:
+    """The network as a `.keras` file, written whole or not at all."""
+    with atomic_path(path, suffix=".keras") as tmp:
+        model.save(tmp)
+    return path
+
+
 def train(
     model_config: ModelConfig,
     config: TrainingConfig,
@@ -113,12 +133,12 @@ def train(
         )
 
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
-    backup = keras.callbacks.BackupAndRestore(str(checkpoint_dir / "backup"), save_freq="epoch", double_checkpoint=True)
+    backup = EpochBackup(str(checkpoint_dir / "backup"), save_freq="epoch")
     stopping = keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience, restore_best_weights=True)
     if config.lr_plateau_patience:
         plateau = keras.callbacks.ReduceLROnPlateau(factor=0.3, patience=config.lr_plateau_patience, min_lr=1e-5)
         callbacks = [plateau, *callbacks]
-    resumed = _resumed_epoch(checkpoint_dir / "backup")
+    resumed = resumed_epoch(checkpoint_dir / "backup")
     history = model.fit(
         train_data,
         validation_data=validation_data,
@@ -141,7 +161,7 @@ def train(
     )
 
 
-def _resumed_epoch(backup_dir: Path) -> int:
+def resumed_epoch(backup_dir: Path) -> int:
     """Epochs completed in a BackupAndRestore folder, where training resumes (0 when it holds no backup)."""
     state = backup_dir / "training_metadata.json"
     return int(json.loads(state.read_text())["epoch"]) if state.is_file() else 0

@@ -1,9 +1,10 @@
 """The Dagster definitions: every asset, check, job, schedule, sensor and resource of the pipeline."""
 
-from dagster import Definitions, multiprocess_executor
+from dagster import Definitions
 
 from agenet_pipeline.pipeline.assets import evaluation, faces, labels, manifests, training
 from agenet_pipeline.pipeline.automation import dataset_change_sensor, retraining_schedule
+from agenet_pipeline.pipeline.execution import home_locking_executor
 from agenet_pipeline.pipeline.jobs import JOBS
 from agenet_pipeline.pipeline.resources import AgeNetHome, DatasetRoots, FaceDetectorResource, MLflowResource
 
@@ -39,5 +40,5 @@ defs = Definitions(
         "face_detector": FaceDetectorResource(),
         "mlflow": MLflowResource(),
     },
-    executor=multiprocess_executor,
+    executor=home_locking_executor,
 )

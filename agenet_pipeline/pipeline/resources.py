@@ -3,7 +3,7 @@
 import os
 from pathlib import Path
 
-from dagster import ConfigurableResource
+from dagster import ConfigurableResource, DagsterInstance, InitResourceContext
 from pydantic import Field
 
 from agenet_pipeline.core.datasets import PIPELINE_DATASETS
@@ -13,8 +13,30 @@ from agenet_pipeline.faces.detector import BLAZEFACE_SHORT_RANGE_SHA256, resolve
 from agenet_pipeline.tracking.training_run import Store
 
 
+class HomeInstanceMismatch(RuntimeError):
+    """A run whose Dagster instance keeps its records outside the run's home folder."""
+
+
+def check_instance_of(home: Home, instance: DagsterInstance | None) -> None:
+    """Refuse a run whose (persistent) instance is not kept under the home: its materialisations would show in
+    the UI as the latest state of another home's assets. An ephemeral instance (tests, `materialize`) keeps
+    nothing after the run."""
+    if instance is None or instance.is_ephemeral:
+        return
+    folder = Path(instance.root_directory).resolve()
+    if not folder.is_relative_to(home.root.resolve()):
+        raise HomeInstanceMismatch(
+            f"this run's Dagster instance keeps its records in {folder}, outside the run's home folder {home.root}: "
+            "each home has its own instance, so that one home's runs never show as another's. Set "
+            f"AGENET_HOME={home.root} for the dagster command (with the repository's dagster.yaml, the instance then "
+            "lives in <home>/dagster) instead of the home resource's path, or use a dagster.yaml whose storage is "
+            "under that folder"
+        )
+
+
 class AgeNetHome(ConfigurableResource):
-    """The project's home folder: manifests, faces, labels, shards and the demo data live under it."""
+    """The project's home folder: manifests, faces, labels, shards and the demo data live under it. A run refuses
+    a home whose Dagster instance is another's (HomeInstanceMismatch)."""
 
     path: str | None = Field(
         default=None,
@@ -25,6 +47,9 @@ class AgeNetHome(ConfigurableResource):
     @property
     def folder(self) -> Home:
         return Home.at(self.path)
+
+    def setup_for_execution(self, context: InitResourceContext) -> None:
+        check_instance_of(self.folder, context.instance)
 
 
 def root_variable(dataset: str) -> str:

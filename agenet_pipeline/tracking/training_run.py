@@ -15,13 +15,12 @@ import keras
 import mlflow
 from mlflow.models.model import ModelInfo
 
-from agenet_pipeline.core.files import atomic_path
 from agenet_pipeline.core.home import Home
 from agenet_pipeline.faces.settings import FaceSettings
 from agenet_pipeline.model.batch_prediction import predict_files
 from agenet_pipeline.model.metrics import Scores, constant_guess, score
 from agenet_pipeline.model.recipes import Recipe
-from agenet_pipeline.model.training import TrainingResult, train
+from agenet_pipeline.model.training import TrainingResult, save_model, train
 from agenet_pipeline.model.training_sets import TrainingData
 from agenet_pipeline.tracking.runs import (
     EpochMetrics,
@@ -132,8 +131,7 @@ def train_and_record(
     same_training = hashlib.sha256(f"{recipe}|{sorted(data.lineage.items())}".encode()).hexdigest()[:12]
     run = tracked_training(store, name, tags, recipe, data, home.checkpoint_folder(f"{name}/{same_training}"), publish)
     model_path = home.model_path(name)
-    with atomic_path(model_path, suffix=".keras") as tmp:
-        run.result.model.save(tmp)
+    save_model(run.result.model, model_path)
     record = ModelRecord(
         run_id=run.run_id,
         tracking_uri=store.tracking_uri,

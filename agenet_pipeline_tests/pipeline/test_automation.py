@@ -21,11 +21,12 @@ REPOSITORY = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def instance(tmp_path_factory):
-    """A Dagster instance with the repository's dagster.yaml (its storage paths are relative to the cwd)."""
+    """A Dagster instance with the repository's dagster.yaml (kept under the home: .agenet in the working directory)."""
     home = tmp_path_factory.mktemp("dagster_home")
     shutil.copy(REPOSITORY / "dagster.yaml", home)
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(home)
+        patch.delenv("AGENET_HOME", raising=False)
         with DagsterInstance.from_config(str(home)) as instance:
             yield instance
 

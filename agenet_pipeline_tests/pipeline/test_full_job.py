@@ -56,7 +56,8 @@ def project(tmp_path_factory):
 
 @pytest.mark.slow
 def test_the_run_persists_with_every_asset(project, monkeypatch):
-    monkeypatch.chdir(project)  # dagster.yaml's storage paths are relative to the working directory
+    monkeypatch.chdir(project)  # dagster.yaml keeps the instance under the home: .agenet in the working directory
+    monkeypatch.delenv("AGENET_HOME", raising=False)
     with DagsterInstance.from_config(str(project)) as instance:
         [run] = instance.get_runs(filters=RunsFilter(job_name="full_job"))
         assert run.status == DagsterRunStatus.SUCCESS
