@@ -1,9 +1,14 @@
 import os
+import sys
 from pathlib import Path
 
 import pytest
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+# MLflow's global store: mlflow.set_tracking_uri and set_registry_uri keep it in the process and in these variables
+# (so that subprocesses inherit it), set_experiment the experiment; the package's `connect` and the `agenet`
+# command set them too.
+MLFLOW_STORE_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_EXPERIMENT_ID")
 
 
 def on_ci() -> bool:
@@ -31,3 +36,36 @@ def utkface_part1() -> Path:
 @pytest.fixture
 def adience_sample() -> Path:
     return shared_data("adience_sample")
+
+
+@pytest.fixture(autouse=True)
+def mlflow_store_put_back():
+    """Whatever MLflow store a test points the process at, the next test finds the one that was there before: no
+    test runs against a store another test left behind."""
+    saved = {name: os.environ.get(name) for name in MLFLOW_STORE_VARIABLES}
+    yield
+    if "mlflow" in sys.modules:
+        import mlflow
+
+        mlflow.set_tracking_uri(saved["MLFLOW_TRACKING_URI"])
+        mlflow.set_registry_uri(saved["MLFLOW_REGISTRY_URI"])
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
+@pytest.fixture
+def mlflow_store():
+    """`mlflow_store(uri)`: MLflow's global tracking and registry store, which the fluent API (`start_run`,
+    `keras.load_model`, `pyfunc.load_model`) uses, is `uri` for the rest of this test."""
+
+    def point(uri: str) -> str:
+        import mlflow
+
+        mlflow.set_tracking_uri(uri)
+        mlflow.set_registry_uri(uri)
+        return uri
+
+    return point

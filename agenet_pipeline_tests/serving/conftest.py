@@ -31,17 +31,14 @@ def registry(tmp_path_factory) -> Registry:
 
     folder = tmp_path_factory.mktemp("registry")
     uri = f"sqlite:///{folder / 'mlflow.db'}"
-    saved = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
-    use_experiment(uri, "agenet", str(folder / "mlartifacts"))
+    use_experiment(uri, "agenet", str(folder / "mlartifacts"))  # the store is put back after the first test
     with mlflow.start_run() as run:
         mlflow.log_metrics({"test_mae_years": 12.5, "test_exact_accuracy": 0.25})
         network = build_model(ModelConfig(input_size=32, filters=(8, 16), dense_units=(16,)))
         log_network(network, 32, 10)
         version = str(log_serving_model(network, registered_name="agenet").registered_model_version)
     mlflow.MlflowClient(uri).set_registered_model_alias("agenet", "champion", version)
-    yield Registry(uri, folder, version, run.info.run_id)
-    mlflow.set_tracking_uri(saved[0])
-    mlflow.set_registry_uri(saved[1])
+    return Registry(uri, folder, version, run.info.run_id)
 
 
 @pytest.fixture(scope="session")

@@ -6,6 +6,7 @@ import keras
 import mlflow
 import numpy as np
 import pytest
+from mlflow import MlflowClient
 
 from agenet_pipeline.tracking.champion import (
     CHALLENGER,
@@ -16,19 +17,23 @@ from agenet_pipeline.tracking.champion import (
     split_of_run,
 )
 from agenet_pipeline.tracking.registry import keras_model_of_run
-from agenet_pipeline.tracking.store import connect as client_for
 
 SPLIT = {"utkface": "aaaa", "appa_real": "bbbb"}
 MODEL_NAMES = (f"agenet-{i}" for i in itertools.count())
 
 
 @pytest.fixture(scope="module")
-def registry(tmp_path_factory):
+def store(tmp_path_factory) -> str:
     """One store for the module (creating an MLflow database takes seconds); each test has its own model."""
     folder = tmp_path_factory.mktemp("mlflow")
-    client = client_for(f"sqlite:///{folder}/mlflow.db")
-    client.create_experiment("agenet", str(folder / "mlartifacts"))  # not ./mlruns in the working directory
-    return client
+    uri = f"sqlite:///{folder}/mlflow.db"
+    MlflowClient(uri, registry_uri=uri).create_experiment("agenet", str(folder / "mlartifacts"))  # not ./mlruns
+    return uri
+
+
+@pytest.fixture(scope="module")
+def registry(store):
+    return MlflowClient(store, registry_uri=store)
 
 
 class Registry:
@@ -147,8 +152,9 @@ def test_gating_the_champion_again_keeps_it(client):
     assert aliases(client) == {CHAMPION: first}
 
 
-def test_the_keras_model_of_a_run_is_found_among_its_logged_models(registry):
+def test_the_keras_model_of_a_run_is_found_among_its_logged_models(registry, store, mlflow_store):
     client = registry
+    mlflow_store(store)
     mlflow.set_experiment("agenet")
     inputs = keras.Input((4,))
     model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(inputs))
