@@ -23,7 +23,6 @@ TRAINER = textwrap.dedent("""
     from pathlib import Path
     import keras
     from agenet_pipeline.model.architecture import SEED
-from agenet_pipeline.model.input import batches
     from agenet_pipeline.model.training import TrainingConfig, train
 
     train_files, validation_files, folder, kill_epoch = json.loads(sys.argv[1])
