@@ -13,17 +13,26 @@ from agenet_pipeline.demo.synthetic_faces import draw_face
 from agenet_pipeline_tests.formats import empty_scene, group_photo, jpeg
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+# MLflow's global store: mlflow.set_tracking_uri and set_registry_uri keep it in the process and in these variables
+# (so that subprocesses inherit it), set_experiment the experiment; the package's `connect` and the `agenet`
+# command set them too.
+MLFLOW_STORE_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_EXPERIMENT_ID")
+
+
+def on_ci() -> bool:
+    """Whether this is a CI run: CI services set CI (to true, 1 or the service's name)."""
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
 
 
 def shared_data(name: str) -> Path:
-    """A folder of ../shared/data, or a skip when this machine does not have it (a failure in CI, which has it)."""
+    """A folder of ../shared/data; where it is absent, a skip on a developer machine and a failure on CI, so that
+    the real-data tests never vanish from CI unnoticed."""
     folder = SHARED_DATA / name
     if not folder.is_dir():
-        if os.environ.get("CI"):
-            pytest.fail(f"{folder} is not here, and CI must have the real face data beside the project")
-        pytest.skip(
-            f"{folder} is not here: the real face data sits beside the project on developer machines and CI only"
-        )
+        reason = f"{folder} is not here: the real face data sits beside the project on developer machines and CI"
+        if on_ci():
+            pytest.fail(f"{reason}; CI must provide it (CI is set), or its real-data tests would silently not run")
+        pytest.skip(reason)
     return folder
 
 
@@ -84,17 +93,14 @@ def registry(tmp_path_factory) -> Registry:
 
     folder = tmp_path_factory.mktemp("registry")
     uri = f"sqlite:///{folder / 'mlflow.db'}"
-    saved = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
-    use_experiment(uri, "agenet", str(folder / "mlartifacts"))
+    use_experiment(uri, "agenet", str(folder / "mlartifacts"))  # the store is put back after the first test
     with mlflow.start_run() as run:
         mlflow.log_metrics({"test_mae_years": 12.5, "test_exact_accuracy": 0.25})
         network = build_model(ModelConfig(input_size=32, filters=(8, 16), dense_units=(16,)))
         log_network(network, 32, 10)
         version = str(log_serving_model(network, registered_name="agenet").registered_model_version)
     mlflow.MlflowClient(uri).set_registered_model_alias("agenet", "champion", version)
-    yield Registry(uri, folder, version, run.info.run_id)
-    mlflow.set_tracking_uri(saved[0])
-    mlflow.set_registry_uri(saved[1])
+    return Registry(uri, folder, version, run.info.run_id)
 
 
 @pytest.fixture(scope="session")
@@ -116,3 +122,36 @@ def photos(tmp_path_factory) -> Path:
     (folder / "nested" / "one.jpg").write_bytes(jpeg(draw_face(40.0, np.random.default_rng(1), 256)))
     (folder / "nested" / ".hidden.jpg").write_bytes(b"left out")
     return folder
+
+
+@pytest.fixture(autouse=True)
+def mlflow_store_put_back():
+    """Whatever MLflow store a test points the process at, the next test finds the one that was there before: no
+    test runs against a store another test left behind."""
+    saved = {name: os.environ.get(name) for name in MLFLOW_STORE_VARIABLES}
+    yield
+    if "mlflow" in sys.modules:
+        import mlflow
+
+        mlflow.set_tracking_uri(saved["MLFLOW_TRACKING_URI"])
+        mlflow.set_registry_uri(saved["MLFLOW_REGISTRY_URI"])
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
+@pytest.fixture
+def mlflow_store():
+    """`mlflow_store(uri)`: MLflow's global tracking and registry store, which the fluent API (`start_run`,
+    `keras.load_model`, `pyfunc.load_model`) uses, is `uri` for the rest of this test."""
+
+    def point(uri: str) -> str:
+        import mlflow
+
+        mlflow.set_tracking_uri(uri)
+        mlflow.set_registry_uri(uri)
+        return uri
+
+    return point

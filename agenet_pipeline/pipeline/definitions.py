@@ -2,22 +2,12 @@
 
 from dagster import Definitions
 
-from agenet_pipeline.pipeline.assets import evaluation, faces, labels, manifests, training
+from agenet_pipeline.pipeline.assets import faces, labels
 from agenet_pipeline.pipeline.automation import dataset_change_sensor, retraining_schedule
 from agenet_pipeline.pipeline.execution import home_locking_executor
-from agenet_pipeline.pipeline.jobs import JOBS
+from agenet_pipeline.pipeline.jobs import DATA_ASSETS, EVALUATION_ASSETS, JOBS, TRAINING_ASSETS
 from agenet_pipeline.pipeline.resources import AgeNetHome, DatasetRoots, FaceDetectorResource, MLflowResource
 
-DATA_ASSETS = [
-    manifests.utkface_manifest,
-    manifests.appa_real_manifest,
-    manifests.imdb_wiki_manifest,
-    manifests.adience_manifest,
-    *faces.face_assets,
-    labels.age_labels,
-    labels.data_splits,
-    labels.training_shards,
-]
 DATA_CHECKS = [
     *faces.face_checks,
     labels.labels_in_range,
@@ -25,8 +15,6 @@ DATA_CHECKS = [
     labels.every_bin_present,
     labels.rows_reconcile,
 ]
-TRAINING_ASSETS = [training.preliminary_model, training.imdb_cleaned, training.age_model]
-EVALUATION_ASSETS = [evaluation.age_model_evaluation, evaluation.adience_benchmark, evaluation.champion_gate]
 
 defs = Definitions(
     assets=[*DATA_ASSETS, *TRAINING_ASSETS, *EVALUATION_ASSETS],

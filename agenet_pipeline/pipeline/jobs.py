@@ -1,21 +1,68 @@
-"""The jobs: the data assets, the training and evaluation assets, everything, and the hyperparameter sweep."""
+"""The jobs: the data assets, the training and evaluation assets, everything, and the hyperparameter sweep.
 
-from dagster import AssetSelection, define_asset_job
+One run config serves all three asset jobs: a file written for `full_job` (datasets and training settings) is
+accepted by `data_job` and `training_job` too, each taking the part for its own assets.
+"""
+
+from collections.abc import Sequence
+
+from dagster import AssetsDefinition, AssetSelection, ConfigMapping, Field, Permissive, Shape, define_asset_job
 
 from agenet_pipeline.pipeline.assets import evaluation, faces, labels, manifests, training
 from agenet_pipeline.pipeline.sweep import sweep_job
 
+DATA_ASSETS = [
+    manifests.utkface_manifest,
+    manifests.appa_real_manifest,
+    manifests.imdb_wiki_manifest,
+    manifests.adience_manifest,
+    *faces.face_assets,
+    labels.age_labels,
+    labels.data_splits,
+    labels.training_shards,
+]
+TRAINING_ASSETS = [training.preliminary_model, training.imdb_cleaned, training.age_model]
+EVALUATION_ASSETS = [evaluation.age_model_evaluation, evaluation.adience_benchmark, evaluation.champion_gate]
+
 DATA = AssetSelection.groups(manifests.GROUP, faces.GROUP, labels.GROUP)
 TRAINING = AssetSelection.groups(training.GROUP, evaluation.GROUP)
+
+
+FULL_JOB_ASSETS = [*DATA_ASSETS, *TRAINING_ASSETS, *EVALUATION_ASSETS]
+
+
+def _full_job_schema() -> Shape:
+    """full_job's run config: its ops' config typed (the Launchpad shows and checks it), the rest checked by the
+    job it is mapped to."""
+    ops = {
+        a.op.name: Field(Shape({"config": a.op.config_schema.as_field()}), is_required=False) for a in FULL_JOB_ASSETS
+    }
+    others = {section: Field(Permissive(), is_required=False) for section in ("resources", "execution", "loggers")}
+    return Shape({"ops": Field(Shape(ops), is_required=False), **others})
+
+
+def full_job_config(assets: Sequence[AssetsDefinition]) -> ConfigMapping:
+    """Run config written for full_job, for a job of some of its assets: Dagster refuses config for an op that a
+    job does not run, so the other assets' `ops:` entries are left out."""
+    own = {asset.op.name for asset in assets}
+
+    def own_part(config: dict) -> dict:
+        ops = config.get("ops") or {}
+        return {**config, "ops": {name: value for name, value in ops.items() if name in own}}
+
+    return ConfigMapping(config_fn=own_part, config_schema=_full_job_schema(), receive_processed_config_values=False)
+
 
 data_job = define_asset_job(
     "data_job",
     selection=DATA,
+    config=full_job_config(DATA_ASSETS),
     description="Raw datasets to training-ready TFRecord shards: manifests, faces, labels, splits.",
 )
 training_job = define_asset_job(
     "training_job",
     selection=TRAINING,
+    config=full_job_config([*TRAINING_ASSETS, *EVALUATION_ASSETS]),
     description="The preliminary model, the cleaned IMDB subset, the registered age model and its evaluation.",
 )
 full_job = define_asset_job(

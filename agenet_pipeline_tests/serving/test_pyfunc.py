@@ -181,15 +181,16 @@ def test_aligned_photos_are_one_face_each_without_detection(served):
     assert answer["detector_score"].isna().all()
 
 
-def test_the_served_network_matches_keras(served, registry):
+def test_the_served_network_matches_keras(served, registry, mlflow_store):
+    mlflow_store(registry.uri)
     predictor = served.unwrap_python_model().predictor
     keras_model = mlflow.keras.load_model(f"runs:/{registry.run_id}/model")
     x = np.random.default_rng(0).uniform(0, 255, (3, 32, 32, 3)).astype(np.float32)
     assert np.allclose(predictor.network(x), keras_model.predict_on_batch(x), atol=1e-5)
 
 
-def test_the_registered_version_is_the_serving_model_beside_the_keras_model(registry):
-    client = mlflow.MlflowClient(registry.uri)
+def test_the_registered_version_is_the_serving_model_beside_the_keras_model(registry, mlflow_store):
+    client = mlflow.MlflowClient(mlflow_store(registry.uri))
     version = client.get_model_version("agenet", registry.version)
     experiment = client.get_run(registry.run_id).info.experiment_id
     logged = client.search_logged_models([experiment], filter_string=f"source_run_id = '{registry.run_id}'")

@@ -6,29 +6,40 @@ import keras
 import mlflow
 import numpy as np
 import pytest
+from mlflow import MlflowClient
 
+from agenet_pipeline.model.architecture import ModelConfig, build_model
+from agenet_pipeline.model.batch_prediction import predict_sets
+from agenet_pipeline.model.metrics import score
 from agenet_pipeline.tracking.champion import (
     CHALLENGER,
     CHAMPION,
     Candidate,
     gate_metric,
     judge,
+    rescoring_on,
     split_of_run,
 )
 from agenet_pipeline.tracking.registry import keras_model_of_run
-from agenet_pipeline.tracking.store import connect as client_for
+from agenet_pipeline.tracking.runs import log_network
+from agenet_pipeline_tests.formats import write_records
 
 SPLIT = {"utkface": "aaaa", "appa_real": "bbbb"}
 MODEL_NAMES = (f"agenet-{i}" for i in itertools.count())
 
 
 @pytest.fixture(scope="module")
-def registry(tmp_path_factory):
+def store(tmp_path_factory) -> str:
     """One store for the module (creating an MLflow database takes seconds); each test has its own model."""
     folder = tmp_path_factory.mktemp("mlflow")
-    client = client_for(f"sqlite:///{folder}/mlflow.db")
-    client.create_experiment("agenet", str(folder / "mlartifacts"))  # not ./mlruns in the working directory
-    return client
+    uri = f"sqlite:///{folder}/mlflow.db"
+    MlflowClient(uri, registry_uri=uri).create_experiment("agenet", str(folder / "mlartifacts"))  # not ./mlruns
+    return uri
+
+
+@pytest.fixture(scope="module")
+def registry(store):
+    return MlflowClient(store, registry_uri=store)
 
 
 class Registry:
@@ -147,8 +158,9 @@ def test_gating_the_champion_again_keeps_it(client):
     assert aliases(client) == {CHAMPION: first}
 
 
-def test_the_keras_model_of_a_run_is_found_among_its_logged_models(registry):
+def test_the_keras_model_of_a_run_is_found_among_its_logged_models(registry, store, mlflow_store):
     client = registry
+    mlflow_store(store)
     mlflow.set_experiment("agenet")
     inputs = keras.Input((4,))
     model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(inputs))
@@ -161,3 +173,40 @@ def test_the_keras_model_of_a_run_is_found_among_its_logged_models(registry):
         pass
     with pytest.raises(LookupError, match=empty.info.run_id):
         keras_model_of_run(client, empty.info.run_id)
+
+
+def test_a_champion_tested_on_another_split_is_re_scored_by_its_logged_network(client, store, mlflow_store, tmp_path):
+    """The re-scoring path for real: a Keras network logged as training runs log it, TFRecord files of the new
+    test split, and the score it gets there computed here directly. The champion's run recorded a better score on
+    its old split; the candidate beats only the re-scored one, so it takes the alias only if the network was
+    re-scored."""
+    ages = np.array([1, 5, 10, 15, 20, 25, 30, 40, 50, 70] * 2)
+    files = [
+        str(write_records(tmp_path / "test-utkface-00000-of-00001.tfrecord", ages[:12], 7)),
+        str(write_records(tmp_path / "test-appa_real-00000-of-00001.tfrecord", ages[12:], 8, dataset="appa_real")),
+    ]
+    network = build_model(ModelConfig(input_size=32, filters=(8, 16), dense_units=(16,)))
+    direct = predict_sets(network, {("test", "utkface"): files[:1], ("test", "appa_real"): files[1:]})
+    rescored_mae = score(direct.probabilities, direct.ages).mae
+    assert sorted(direct.ages) == sorted(ages)
+
+    mlflow_store(store)
+    mlflow.set_experiment("agenet")
+    with mlflow.start_run() as run:
+        mlflow.log_params({"data.test.utkface.hash": "old", "data.test.appa_real.hash": "old"})
+        mlflow.log_metric("test_mae_years", rescored_mae - 2.0)
+        log_network(network, 32, 10)
+    champion = client.client.create_model_version(client.name, f"runs:/{run.info.run_id}/model", run.info.run_id)
+    gate(
+        client, str(champion.version), run.info.run_id, rescored_mae - 2.0, split={"utkface": "old", "appa_real": "old"}
+    )
+
+    candidate, candidate_run = register(client, mae=rescored_mae - 1.0)
+    metric = gate_metric("mae")
+    decision = gate(
+        client, candidate, candidate_run, rescored_mae - 1.0, rescore=rescoring_on(client.client, files, metric)
+    )
+
+    assert decision.champion_scored == "re-scored on the current test split"
+    assert decision.champion_score == pytest.approx(rescored_mae, rel=1e-5)
+    assert decision.alias == CHAMPION and aliases(client) == {CHAMPION: candidate}

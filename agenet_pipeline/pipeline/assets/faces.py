@@ -66,6 +66,7 @@ def _faces_asset(dataset: str):
         "detection_rate_above_floor",
         asset=f"faces_{dataset}",
         description="Share of decodable photos with a detected face is at least the configured floor",
+        blocking=True,
     )
 
     @asset(
@@ -116,6 +117,7 @@ def _rows_reconcile(dataset: str):
         asset=f"faces_{dataset}",
         name="rows_reconcile",
         description="Manifest rows = face rows (ok + each rejection reason): none lost, none duplicated",
+        blocking=True,
     )
     def rows_reconcile(home: AgeNetHome) -> AssetCheckResult:
         manifest = pl.read_parquet(home.folder.manifest_path(dataset), columns=["row", "status"])

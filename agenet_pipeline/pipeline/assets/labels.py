@@ -50,7 +50,9 @@ def age_labels(home: AgeNetHome) -> MaterializeResult:
     )
 
 
-@asset_check(asset=age_labels, description="Every usable row has an age in range and a bin of both schemes")
+@asset_check(
+    asset=age_labels, description="Every usable row has an age in range and a bin of both schemes", blocking=True
+)
 def labels_in_range(home: AgeNetHome) -> AssetCheckResult:
     usable = pl.read_parquet(home.folder.labels_path).filter(pl.col("status") == OK)
     bad = usable.filter(
@@ -95,7 +97,7 @@ def data_splits(config: SplitConfig, home: AgeNetHome) -> MaterializeResult:
     )
 
 
-@asset_check(asset=data_splits, description="No person group or crop hash appears in two splits")
+@asset_check(asset=data_splits, description="No person group or crop hash appears in two splits", blocking=True)
 def no_split_leakage(home: AgeNetHome) -> AssetCheckResult:
     found = leaks(pl.read_parquet(home.folder.splits_path))
     return AssetCheckResult(
@@ -108,6 +110,7 @@ def no_split_leakage(home: AgeNetHome) -> AssetCheckResult:
 @asset_check(
     asset=data_splits,
     description="Per dataset, face rows = train + validation + test + evaluation + held_out + rejected",
+    blocking=True,
 )
 def rows_reconcile(home: AgeNetHome) -> AssetCheckResult:
     faces = pl.concat(
@@ -120,7 +123,7 @@ def rows_reconcile(home: AgeNetHome) -> AssetCheckResult:
     return reconciliation_result(result, "rows per dataset and split")
 
 
-@asset_check(asset=data_splits, description="Every age bin has rows in train, validation and test")
+@asset_check(asset=data_splits, description="Every age bin has rows in train, validation and test", blocking=True)
 def every_bin_present(home: AgeNetHome) -> AssetCheckResult:
     splits = pl.read_parquet(home.folder.splits_path).filter(pl.col("split").is_in(SPLITS))
     present = counts_by(splits, "split", "bin")

@@ -5,6 +5,7 @@ import pytest
 from dagster import materialize
 
 from agenet_pipeline.core.datasets import PIPELINE_DATASETS
+from agenet_pipeline.core.home import Home
 from agenet_pipeline.faces.storage import scan_faces
 from agenet_pipeline.pipeline.definitions import DATA_ASSETS, DATA_CHECKS
 from agenet_pipeline.pipeline.resources import AgeNetHome, DatasetRoots, FaceDetectorResource
@@ -53,8 +54,8 @@ def test_every_check_passes(demo_run):
 def test_every_manifest_row_appears_once_in_the_faces(demo_run):
     home, _ = demo_run
     for dataset in PIPELINE_DATASETS:
-        manifest = pl.read_parquet(AgeNetHome(path=str(home)).folder.manifest_path(dataset))
-        faces = scan_faces(AgeNetHome(path=str(home)).folder.faces_folder(dataset), ["row"]).collect()
+        manifest = pl.read_parquet(Home.at(home).manifest_path(dataset))
+        faces = scan_faces(Home.at(home).faces_folder(dataset), ["row"]).collect()
         assert faces["row"].to_list() == manifest["row"].to_list()
 
 
@@ -77,7 +78,7 @@ def test_rejects_are_counted_with_their_reason(demo_run):
 
 def test_splits_and_shards_account_for_every_usable_face(demo_run):
     home, result = demo_run
-    splits = pl.read_parquet(AgeNetHome(path=str(home)).folder.splits_path)
+    splits = pl.read_parquet(Home.at(home).splits_path)
     usable = splits.filter(pl.col("status") == "ok")
     assert set(usable["split"]) <= {"train", "validation", "test", "evaluation", "held_out"}
     assert set(splits.filter(pl.col("status") != "ok")["split"]) == {"rejected"}
@@ -93,8 +94,8 @@ def test_tfrecords_hold_decodable_crops_with_labels(demo_run):
     from agenet_pipeline.model.records import feature_spec
 
     home, _ = demo_run
-    splits = pl.read_parquet(AgeNetHome(path=str(home)).folder.splits_path)
-    files = sorted(str(p) for p in AgeNetHome(path=str(home)).folder.shards_folder.glob("train-*.tfrecord"))
+    splits = pl.read_parquet(Home.at(home).splits_path)
+    files = sorted(str(p) for p in Home.at(home).shards_folder.glob("train-*.tfrecord"))
     assert {Path(f).name.split("-")[1] for f in files} == {"utkface", "appa_real", "imdb_wiki"}
     examples = [tf.io.parse_single_example(record, feature_spec()) for record in tf.data.TFRecordDataset(files)]
     assert len(examples) == splits.filter(pl.col("split") == "train").height

@@ -1,0 +1,43 @@
+"""The training benchmark's help and usage lines name only what the script has."""
+
+import importlib.util
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+@pytest.fixture(scope="module")
+def training_benchmark():
+    spec = importlib.util.spec_from_file_location("training_benchmark", BENCHMARKS / "training.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # imports no TensorFlow: that happens in main()
+    return module
+
+
+def usage_lines(text: str) -> list[list[str]]:
+    """The arguments of each `benchmarks/training.py ...` command written in `text`, comments left out."""
+    return [shlex.split(args.split("#")[0]) for args in re.findall(r"benchmarks/training\.py([^\n`]*)", text)]
+
+
+def test_every_usage_line_in_the_docstring_and_the_readme_parses(training_benchmark):
+    written = usage_lines(training_benchmark.__doc__) + usage_lines((BENCHMARKS / "README.md").read_text())
+    assert len(written) >= 5
+    for arguments in written:
+        training_benchmark.parse_args(arguments)  # an unknown option or variant exits
+
+
+def test_the_help_names_exactly_the_variants_the_script_builds(training_benchmark, capsys):
+    with pytest.raises(SystemExit):
+        training_benchmark.parse_args(["--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    named = re.search(r"some of ([\w, -]+?)(?: --|$)", help_text)[1]
+    assert [v.strip() for v in named.split(",")] == list(training_benchmark.VARIANTS)
+    source = (BENCHMARKS / "training.py").read_text()
+    for variant in training_benchmark.VARIANTS:
+        assert f'variant == "{variant}"' in source  # pipeline_dataset builds it
+    with pytest.raises(SystemExit):
+        training_benchmark.parse_args(["--variants", "fast"])
