@@ -75,6 +75,20 @@ class EpochLog(keras.callbacks.Callback):
         self.val_losses.append(float(logs["val_loss"]))
 
 
+class SpoilLastEpoch(keras.callbacks.Callback):
+    """Before the last epoch, the output layer's weights are made 50 times larger: that epoch ends far worse than
+    the best, whatever the run's noise, so returning its weights instead of the best epoch's would show."""
+
+    def __init__(self, last_epoch: int):
+        super().__init__()
+        self.last_epoch = last_epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.last_epoch:
+            output = self.model.get_layer("bin_probabilities")
+            output.set_weights([w * 50 for w in output.get_weights()])
+
+
 def plateau_schedule(val_losses, start, patience, factor=0.3, min_delta=1e-4, min_lr=1e-5):
     """The learning rate of each epoch when it is cut to `factor` times after `patience` epochs whose validation
     loss is not `min_delta` below the best (Keras' ReduceLROnPlateau: its default min_delta, our min_lr)."""
@@ -91,13 +105,13 @@ def plateau_schedule(val_losses, start, patience, factor=0.3, min_delta=1e-4, mi
 
 
 def test_training_returns_the_best_epochs_weights_and_cuts_the_rate_on_a_plateau(records, tmp_path):
-    """Measured here: validation losses 2.3119, 2.3133, 2.3127, 2.3126 (the best is the first; the last is 7e-4
-    worse, so returning the last epoch's weights would show), learning rates 1e-3, 1e-3, 3e-4, 9e-5."""
+    """The last epoch is spoiled (SpoilLastEpoch), so it ends well past the best; the learning rate follows the
+    plateau rule epoch by epoch."""
     log = EpochLog()
     config = dataclasses.replace(FAST, max_epochs=4, lr_plateau_patience=1)
-    result = train(TINY, config, records["train"], records["validation"], tmp_path, callbacks=[log])
+    callbacks = [log, SpoilLastEpoch(config.max_epochs - 1)]
+    result = train(TINY, config, records["train"], records["validation"], tmp_path, callbacks=callbacks)
     assert result.epochs == 4 and result.resumed_at_epoch == 0
-    assert result.history["loss"][-1] < result.history["loss"][0]
     assert set(result.history) >= {"loss", "accuracy", "one_off_accuracy", "val_loss", "val_accuracy"}
 
     expected = plateau_schedule(log.val_losses, config.learning_rate, config.lr_plateau_patience)
@@ -106,7 +120,7 @@ def test_training_returns_the_best_epochs_weights_and_cuts_the_rate_on_a_plateau
 
     best = int(np.argmin(log.val_losses))
     assert result.best_epoch == best + 1
-    assert log.val_losses[-1] - log.val_losses[best] > 1e-4, "the scenario must end past its best epoch"
+    assert log.val_losses[-1] - log.val_losses[best] > 0.1, "the scenario must end past its best epoch"
     validation = batches(records["validation"], TINY.input_size, config.batch_size)
     returned = result.model.evaluate(validation, verbose=0, return_dict=True)["loss"]
     assert returned == pytest.approx(log.val_losses[best], abs=1e-5)
