@@ -51,6 +51,17 @@ def empty_scene() -> np.ndarray:
     )
 
 
+def write_allowed_folder(parent: Path) -> Path:
+    """`parent/allowed`, a folder a served model may read (a photo in a subfolder, a link leading out of it), beside
+    `parent/secret.jpg`, a photo it may not."""
+    (parent / "secret.jpg").write_bytes(jpeg(group_photo()))
+    folder = parent / "allowed"
+    (folder / "photos").mkdir(parents=True)
+    (folder / "photos" / "group.jpg").write_bytes(jpeg(group_photo()))
+    (folder / "link_out.jpg").symlink_to(parent / "secret.jpg")
+    return folder
+
+
 def png_header_only(width: int, height: int) -> bytes:
     """A PNG that declares its size but whose pixels would take gigabytes: the bomb guard must refuse it first."""
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import polars as pl
 
 from agenet_pipeline.core.ages import age_problem
-from agenet_pipeline.core.status import MALFORMED_NAME, OK, OUTSIDE_ROOT
-from agenet_pipeline.datasets.manifest import manifest_frame, outside_root, rejected, require_folder, walk_files
+from agenet_pipeline.core.status import MALFORMED_NAME, OK
+from agenet_pipeline.datasets.manifest import manifest_frame, photos_in, rejected, require_folder
 
 DATASET = "fgnet"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -35,11 +35,7 @@ def parse_name(name: str) -> dict | None:
 def read_fgnet(root: str | Path) -> pl.DataFrame:
     root = require_folder(root, DATASET)
     rows = []
-    for path in walk_files(root, IMAGE_SUFFIXES):
-        row = {"dataset": DATASET, "image_path": str(path), "age_source": "real"}
-        if problem := outside_root(root, path):  # a symbolic link to a file elsewhere
-            rows.append(rejected(**row, status=OUTSIDE_ROOT, detail=problem))
-            continue
+    for path, row in photos_in(root, DATASET, IMAGE_SUFFIXES, rows):
         labels = parse_name(path.name)
         if labels is None:
             detail = f"{path.name} is not PPPAaa.JPG (person, A, age, an optional letter)"

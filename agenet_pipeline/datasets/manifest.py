@@ -9,6 +9,8 @@ from pathlib import Path
 
 import polars as pl
 
+from agenet_pipeline.core.status import OUTSIDE_ROOT
+
 MANIFEST_SCHEMA = {
     "dataset": pl.String,
     "image_path": pl.String,
@@ -71,6 +73,18 @@ def walk_files(root: Path, suffixes: tuple[str, ...]) -> Iterator[Path]:
         for name in sorted(names):
             if name.lower().endswith(suffixes):
                 yield Path(folder) / name
+
+
+def photos_in(root: Path, dataset: str, suffixes: tuple[str, ...], rows: list[dict]) -> Iterator[tuple[Path, dict]]:
+    """The files under `root` whose labels are in their names, each with the first fields of its manifest row; a
+    file that leads outside the root (a symbolic link to elsewhere) is added to `rows` as an `outside_root` row
+    instead, and never read."""
+    for path in walk_files(root, suffixes):
+        row = {"dataset": dataset, "image_path": str(path), "age_source": "real"}
+        if problem := outside_root(root, path):
+            rows.append(rejected(**row, status=OUTSIDE_ROOT, detail=problem))
+        else:
+            yield path, row
 
 
 def require_folder(root: str | Path, dataset: str) -> Path:

@@ -12,15 +12,8 @@ from pathlib import Path
 import polars as pl
 
 from agenet_pipeline.core.ages import age_problem
-from agenet_pipeline.core.status import MALFORMED_NAME, OK, OUTSIDE_ROOT, UNREADABLE
-from agenet_pipeline.datasets.manifest import (
-    file_group,
-    manifest_frame,
-    outside_root,
-    rejected,
-    require_folder,
-    walk_files,
-)
+from agenet_pipeline.core.status import MALFORMED_NAME, OK, UNREADABLE
+from agenet_pipeline.datasets.manifest import file_group, manifest_frame, photos_in, rejected, require_folder
 
 DATASET = "utkface"
 GENDERS = {0: "male", 1: "female"}
@@ -47,11 +40,7 @@ def parse_name(name: str) -> dict | None:
 def read_utkface(root: str | Path) -> pl.DataFrame:
     root = require_folder(root, DATASET)
     rows = []
-    for path in walk_files(root, (".jpg", ".jpeg", ".png")):
-        row = {"dataset": DATASET, "image_path": str(path), "age_source": "real"}
-        if problem := outside_root(root, path):  # a symbolic link to a file elsewhere
-            rows.append(rejected(**row, status=OUTSIDE_ROOT, detail=problem))
-            continue
+    for path, row in photos_in(root, DATASET, (".jpg", ".jpeg", ".png"), rows):
         labels = parse_name(path.name)
         if labels is None:
             rows.append(

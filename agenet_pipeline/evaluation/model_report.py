@@ -20,7 +20,7 @@ from agenet_pipeline.evaluation import report as markdown
 from agenet_pipeline.evaluation.scores import Evaluation, evaluate
 from agenet_pipeline.model.batch_prediction import Predictions, predict_sets
 from agenet_pipeline.model.records import shard_files, shard_name
-from agenet_pipeline.model.training_sets import without_dropped_imdb
+from agenet_pipeline.model.training_sets import with_cleaned_imdb, without_dropped_imdb
 from agenet_pipeline.tracking.champion import (
     Candidate,
     GateDecision,
@@ -59,15 +59,16 @@ def test_files(home: Home, datasets) -> dict[tuple[str, str], list[Path]]:
 
 
 def _train_files(home: Home, datasets) -> dict[tuple[str, str], list[Path]]:
-    # The age model trained on the cleaned IMDB rows, which have their own shards.
-    folder = {"imdb_wiki": home.cleaned_shards_folder}
-    return {("train", d): shard_files(folder.get(d, home.shards_folder), shard_name("train", d)) for d in datasets}
+    """The training shards the age model trained on: IMDB's are the cleaned ones."""
+    names = {d: shard_name("train", d) for d in datasets}
+    files = with_cleaned_imdb(home, {name: shard_files(home.shards_folder, name) for name in names.values()})
+    return {("train", d): files[name] for d, name in names.items()}
 
 
 def _training_ages(home: Home, splits: pl.DataFrame, datasets) -> pl.Series:
     """Ages of the rows the age model trained on (the IMDB rows the cleaning dropped left out)."""
     if home.imdb_cleaned_path.is_file():
-        splits, _ = without_dropped_imdb(home, splits, {})
+        splits = without_dropped_imdb(home, splits)
     return splits.filter((pl.col("split") == "train") & pl.col("dataset").is_in(list(datasets)))["age"]
 
 

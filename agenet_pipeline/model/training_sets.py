@@ -51,15 +51,19 @@ def splits_and_files(home: Home) -> tuple[pl.DataFrame, dict[str, list[Path]]]:
     return splits, {shard_name(s, d): shard_files(home.shards_folder, shard_name(s, d)) for s, d in pairs}
 
 
-def without_dropped_imdb(home: Home, splits: pl.DataFrame, files: dict[str, list[Path]]):
-    """The splits and files with the IMDB rows the cleaning dropped left out, and IMDB read from its cleaned
-    shards."""
+def without_dropped_imdb(home: Home, splits: pl.DataFrame) -> pl.DataFrame:
+    """The splits with the IMDB rows the cleaning dropped left out."""
     dropped = pl.read_parquet(home.imdb_cleaned_path).filter(~pl.col("kept")).select("dataset", "row")
-    files = dict(files)
-    for split in ("train", "validation"):
-        name = shard_name(split, "imdb_wiki")
-        files[name] = shard_files(home.cleaned_shards_folder, name)
-    return splits.join(dropped, on=["dataset", "row"], how="anti"), files
+    return splits.join(dropped, on=["dataset", "row"], how="anti")
+
+
+def with_cleaned_imdb(home: Home, files: Mapping[str, list[Path]]) -> dict[str, list[Path]]:
+    """The shard files with IMDB's training and validation shards read from the cleaned ones."""
+    cleaned = {
+        name: shard_files(home.cleaned_shards_folder, name)
+        for name in (shard_name(split, "imdb_wiki") for split in ("train", "validation"))
+    }
+    return {**files, **cleaned}
 
 
 def training_data(

@@ -26,37 +26,33 @@ def under_home(config: dict) -> str:
     return str(Home.at().root / folder)
 
 
-class HomeStorage(DagsterSqliteStorage):
+class UnderHome:
+    """Config of a folder relative to the home, for a Dagster instance class opened on that folder."""
+
+    @classmethod
+    def config_type(cls):
+        return FOLDER
+
+    @classmethod
+    def from_config_value(cls, inst_data, config_value):
+        return cls.open(under_home(config_value), inst_data)
+
+    @classmethod
+    def open(cls, folder: str, inst_data):
+        return cls(folder, inst_data=inst_data)
+
+
+class HomeStorage(UnderHome, DagsterSqliteStorage):
     """Dagster's sqlite run, event and schedule storage in `<home>/<folder>`."""
 
     @classmethod
-    def config_type(cls):
-        return FOLDER
-
-    @classmethod
-    def from_config_value(cls, inst_data, config_value):
-        return cls.from_local(under_home(config_value), inst_data=inst_data)
+    def open(cls, folder: str, inst_data):
+        return cls.from_local(folder, inst_data=inst_data)
 
 
-class HomeArtifactStorage(LocalArtifactStorage):
+class HomeArtifactStorage(UnderHome, LocalArtifactStorage):
     """Dagster's local artifacts (op outputs, schedule files) in `<home>/<folder>`."""
 
-    @classmethod
-    def config_type(cls):
-        return FOLDER
 
-    @classmethod
-    def from_config_value(cls, inst_data, config_value):
-        return cls(under_home(config_value), inst_data=inst_data)
-
-
-class HomeComputeLogs(LocalComputeLogManager):
+class HomeComputeLogs(UnderHome, LocalComputeLogManager):
     """The steps' captured stdout and stderr in `<home>/<folder>`."""
-
-    @classmethod
-    def config_type(cls):
-        return FOLDER
-
-    @classmethod
-    def from_config_value(cls, inst_data, config_value):
-        return cls(under_home(config_value), inst_data=inst_data)

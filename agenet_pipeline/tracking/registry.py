@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import mlflow
 from mlflow import MlflowClient
+from mlflow.store.artifact.utils.models import get_model_name_and_version
 
 if TYPE_CHECKING:
     import keras
@@ -54,16 +55,15 @@ SYNTHETIC_TAG = "data.synthetic"
 
 
 def data_tags(model_uri: str) -> dict[str, str]:
-    """The `data.*` tags of the registered version (models:/NAME/VERSION or models:/NAME@ALIAS) or of the run
-    (runs:/ID/...) that `model_uri` names; empty for other URIs or a model that has none."""
+    """The `data.*` tags of the registered version a models:/ URI names (by version, alias or stage), of the run
+    of a logged model (models:/<model id>) or of a runs:/ URI's run; empty for other URIs."""
     client = MlflowClient()
     if model_uri.startswith("models:/"):
-        name, _, rest = model_uri.removeprefix("models:/").partition("/")
-        if "@" in name:
-            name, alias = name.split("@", 1)
-            tags = client.get_model_version_by_alias(name, alias).tags
-        else:
-            tags = client.get_model_version(name, rest.split("/")[0]).tags
+        found = get_model_name_and_version(client, model_uri)
+        if len(found) == 2:
+            tags = client.get_model_version(*found).tags
+        else:  # a logged model's id: the run that logged it
+            tags = client.get_run(client.get_logged_model(found[0]).source_run_id).data.tags
     elif model_uri.startswith("runs:/"):
         tags = client.get_run(model_uri.removeprefix("runs:/").split("/")[0]).data.tags
     else:

@@ -4,7 +4,7 @@ import polars as pl
 import pytest
 
 from agenet_pipeline.datasets.fgnet import parse_name, read_fgnet
-from agenet_pipeline.datasets.manifest import number_rows
+from agenet_pipeline.datasets.manifest import MANIFEST_SCHEMA, number_rows
 from agenet_pipeline.faces.detector import resolve_model
 from agenet_pipeline.faces.settings import FaceSettings
 from agenet_pipeline.faces.sharded import run_face_stage
@@ -43,16 +43,7 @@ def test_manifest_of_a_folder_with_good_and_malformed_names(tmp_path):
     manifest = read_fgnet(root)
     rows = by_name(manifest)
 
-    assert manifest.columns == [
-        "dataset",
-        "image_path",
-        "age",
-        "age_source",
-        "split_group",
-        "status",
-        "detail",
-        "person",
-    ]
+    assert manifest.columns == [*MANIFEST_SCHEMA, "person"]
     assert set(manifest["dataset"]) == {"fgnet"} and set(manifest["age_source"]) == {"real"}
     assert {name: (row["status"], row["age"], row["person"], row["split_group"]) for name, row in rows.items()} == {
         "001A02.JPG": ("ok", 2.0, "001", "fgnet:001"),

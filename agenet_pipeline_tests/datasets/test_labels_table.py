@@ -7,7 +7,7 @@ import pytest
 from agenet_pipeline.datasets import labels_table
 from agenet_pipeline.datasets.fgnet import read_fgnet
 from agenet_pipeline.datasets.labels_table import read_labels_table
-from agenet_pipeline.datasets.manifest import file_group, number_rows
+from agenet_pipeline.datasets.manifest import MANIFEST_SCHEMA, file_group, number_rows
 from agenet_pipeline.faces.detector import resolve_model
 from agenet_pipeline.faces.settings import FaceSettings
 from agenet_pipeline.faces.sharded import run_face_stage
@@ -65,17 +65,7 @@ def test_every_line_is_a_row_usable_or_with_its_reason(dataset):
     manifest = read_labels_table(root / "labels.csv")
     rows = by_line(manifest)
 
-    assert manifest.columns == [
-        "dataset",
-        "image_path",
-        "age",
-        "age_source",
-        "split_group",
-        "status",
-        "detail",
-        "person",
-        "gender",
-    ]
+    assert manifest.columns == [*MANIFEST_SCHEMA, "person", "gender"]
     assert manifest.height == 16  # 18 lines, 2 of them blank
     assert set(manifest["dataset"]) == {"labels_table"} and set(manifest["age_source"]) == {"real"}
     assert {key: (row["status"], row["age"]) for key, row in rows.items()} == {

@@ -12,7 +12,8 @@ from dagster import DagsterInstance, build_schedule_context, build_sensor_contex
 
 from agenet_pipeline.pipeline.assets.faces import face_assets
 from agenet_pipeline.pipeline.automation import dataset_change_sensor, retraining_schedule, watched_roots
-from agenet_pipeline.pipeline.definitions import TRAINING_ASSETS, defs
+from agenet_pipeline.pipeline.definitions import defs
+from agenet_pipeline.pipeline.jobs import TRAINING_ASSETS
 from agenet_pipeline.pipeline.sweep import run_trial
 from agenet_pipeline_tests.formats import write_jpeg
 

@@ -35,7 +35,7 @@ from agenet_pipeline.faces.images import decode_rgb
 from agenet_pipeline.faces.settings import FaceSettings
 from agenet_pipeline.faces.sharded import run_face_stage
 from agenet_pipeline.faces.storage import scan_faces
-from agenet_pipeline.pipeline.definitions import DATA_ASSETS
+from agenet_pipeline.pipeline.jobs import DATA_ASSETS
 from agenet_pipeline.pipeline.resources import AgeNetHome, DatasetRoots, FaceDetectorResource
 from agenet_pipeline_tests.formats import IMDB_FIELDS as FIELDS
 from agenet_pipeline_tests.formats import adience_face as face

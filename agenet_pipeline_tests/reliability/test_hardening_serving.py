@@ -19,7 +19,7 @@ import pytest
 from agenet_pipeline.model.architecture import ModelConfig, build_model
 from agenet_pipeline.serving.packaging import log_serving_model
 from agenet_pipeline.tracking.store import use_experiment
-from agenet_pipeline_tests.formats import group_photo, jpeg, png_header_only
+from agenet_pipeline_tests.formats import group_photo, jpeg, png_header_only, write_allowed_folder
 
 HUGE = 1_500_000_000
 NOT_INSIDE = ": not inside the folder photos are read from$"
@@ -69,12 +69,7 @@ def model_uri(tmp_path_factory) -> str:
 @pytest.fixture(scope="module")
 def allowed(tmp_path_factory) -> Path:
     """The folder a confined server reads, beside a photo it may not."""
-    parent = tmp_path_factory.mktemp("reads")
-    (parent / "secret.jpg").write_bytes(jpeg(group_photo()))
-    folder = parent / "allowed"
-    (folder / "photos").mkdir(parents=True)
-    (folder / "photos" / "group.jpg").write_bytes(jpeg(group_photo()))
-    (folder / "link_out.jpg").symlink_to(parent / "secret.jpg")
+    folder = write_allowed_folder(tmp_path_factory.mktemp("reads"))
     (folder / "loop_a.jpg").symlink_to(folder / "loop_b.jpg")
     (folder / "loop_b.jpg").symlink_to(folder / "loop_a.jpg")
     os.mkfifo(folder / "pipe.jpg")

@@ -7,7 +7,8 @@ from dagster import materialize
 
 from agenet_pipeline.datasets.reconciliation import reconcile_faces, reconcile_splits
 from agenet_pipeline.pipeline.assets.labels import every_bin_present
-from agenet_pipeline.pipeline.definitions import DATA_ASSETS, DATA_CHECKS
+from agenet_pipeline.pipeline.definitions import DATA_CHECKS
+from agenet_pipeline.pipeline.jobs import DATA_ASSETS
 from agenet_pipeline.pipeline.resources import AgeNetHome, DatasetRoots, FaceDetectorResource
 
 MANIFEST = pl.DataFrame({"row": [0, 1, 2, 3], "status": ["ok", "ok", "ok", "malformed_name"]})

@@ -15,7 +15,14 @@ from mlflow.exceptions import MlflowException
 from agenet_pipeline.core.ages import SEED_BINS
 from agenet_pipeline.faces.images import ImageRejected
 from agenet_pipeline.serving.pyfunc import ALLOWED_ROOT_VARIABLE, NO_PATHS, from_base64
-from agenet_pipeline_tests.formats import GROUP_AGES, empty_scene, group_photo, jpeg, png_header_only
+from agenet_pipeline_tests.formats import (
+    GROUP_AGES,
+    empty_scene,
+    group_photo,
+    jpeg,
+    png_header_only,
+    write_allowed_folder,
+)
 
 
 def test_a_row_per_face_of_agroup_photo(served):
@@ -126,13 +133,7 @@ def test_a_scoring_server_without_an_allowed_folder_reads_no_file(served, regist
 @pytest.fixture(scope="module")
 def allowed(tmp_path_factory) -> Path:
     """A folder the model may read (a photo, a link leading out of it), beside a photo it may not."""
-    parent = tmp_path_factory.mktemp("reads")
-    (parent / "secret.jpg").write_bytes(jpeg(group_photo()))
-    folder = parent / "allowed"
-    (folder / "photos").mkdir(parents=True)
-    (folder / "photos" / "group.jpg").write_bytes(jpeg(group_photo()))
-    (folder / "link_out.jpg").symlink_to(parent / "secret.jpg")
-    return folder
+    return write_allowed_folder(tmp_path_factory.mktemp("reads"))
 
 
 @pytest.fixture(scope="module")

@@ -112,14 +112,19 @@ def _train(context, config: ModelTrainingConfig, home: AgeNetHome, mlflow: MLflo
     """Train `name` on the datasets its step trains on; `publish` registers the served model (or None)."""
     from agenet_pipeline.datasets.provenance import provenance
     from agenet_pipeline.faces.storage import face_settings_of
-    from agenet_pipeline.model.training_sets import splits_and_files, training_data, without_dropped_imdb
+    from agenet_pipeline.model.training_sets import (
+        splits_and_files,
+        training_data,
+        with_cleaned_imdb,
+        without_dropped_imdb,
+    )
     from agenet_pipeline.tracking.training_run import train_and_record
 
     folder = home.folder
     splits, files = splits_and_files(folder)
     datasets, inputs = TRAINS_ON[name]
     if "imdb_cleaned" in inputs:
-        splits, files = without_dropped_imdb(folder, splits, files)
+        splits, files = without_dropped_imdb(folder, splits), with_cleaned_imdb(folder, files)
     tags = {"dagster.run_id": context.run_id, "dagster.asset": name}
     synthetic = {d: provenance(folder, d).synthetic for d in datasets}
     faces = {d: face_settings_of(folder.faces_folder(d)) for d in datasets}

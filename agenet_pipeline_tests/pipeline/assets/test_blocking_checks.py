@@ -9,7 +9,8 @@ from dagster import AssetSelection, materialize
 
 from agenet_pipeline.core.home import Home
 from agenet_pipeline.pipeline.assets import faces, labels
-from agenet_pipeline.pipeline.definitions import DATA_ASSETS, DATA_CHECKS, TRAINING_ASSETS
+from agenet_pipeline.pipeline.definitions import DATA_CHECKS
+from agenet_pipeline.pipeline.jobs import DATA_ASSETS, TRAINING_ASSETS
 from agenet_pipeline.pipeline.resources import AgeNetHome, DatasetRoots, FaceDetectorResource, MLflowResource
 
 # 100 drawn faces per dataset: the smallest demo measured to have every bin in train, validation and test.

@@ -7,7 +7,8 @@ from dagster import materialize
 from agenet_pipeline.core.datasets import PIPELINE_DATASETS
 from agenet_pipeline.core.home import Home
 from agenet_pipeline.faces.storage import scan_faces
-from agenet_pipeline.pipeline.definitions import DATA_ASSETS, DATA_CHECKS
+from agenet_pipeline.pipeline.definitions import DATA_CHECKS
+from agenet_pipeline.pipeline.jobs import DATA_ASSETS
 from agenet_pipeline.pipeline.resources import AgeNetHome, DatasetRoots, FaceDetectorResource
 
 pytestmark = pytest.mark.slow

@@ -5,7 +5,7 @@ import pytest
 from dagster import materialize
 
 from agenet_pipeline.pipeline.assets.training import age_model
-from agenet_pipeline.pipeline.definitions import DATA_ASSETS, EVALUATION_ASSETS, TRAINING_ASSETS
+from agenet_pipeline.pipeline.jobs import DATA_ASSETS, EVALUATION_ASSETS, TRAINING_ASSETS
 from agenet_pipeline.pipeline.resources import AgeNetHome, DatasetRoots, FaceDetectorResource, MLflowResource
 from agenet_pipeline.tracking.champion import CHALLENGER, CHAMPION
 
