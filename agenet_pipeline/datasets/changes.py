@@ -14,8 +14,11 @@ FINGERPRINT_LENGTH = 16
 
 
 def folder_fingerprint(root: Path) -> str:
-    """A short hash of the files under `root`. Links to folders are not followed (a link loop stays finite)."""
+    """A short hash of the files under `root`, or under the folder of `root` when it is a file (a labels table).
+    Links to folders are not followed (a link loop stays finite)."""
     root = Path(root)
+    if root.is_file():
+        root = root.parent
     if not root.is_dir():
         raise FileNotFoundError(f"dataset root {root} is not a folder")
     digest = hashlib.sha256()

@@ -2,7 +2,7 @@
 
 Rows that share a person (`split_group`) or an identical crop (`crop_sha256`, duplicates across datasets happen)
 form one component, and a whole component goes to one split, chosen by a seeded hash of the component. Datasets
-kept for evaluation only (Adience) go to `evaluation`; a training row tied to one of them is `held_out`.
+kept for evaluation only (Adience, FG-NET) go to `evaluation`; a training row tied to one of them is `held_out`.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import hashlib
 
 import polars as pl
 
+from agenet_pipeline.core.datasets import EVALUATION_ONLY
 from agenet_pipeline.core.status import OK
 
 SPLITS = ("train", "validation", "test")
@@ -47,7 +48,7 @@ def assign_splits(
     test_fraction: float = 0.2,
     validation_fraction: float = 0.2,
     seed: int = 0,
-    evaluation_datasets: tuple[str, ...] = ("adience",),
+    evaluation_datasets: tuple[str, ...] = EVALUATION_ONLY,
 ) -> pl.DataFrame:
     """`labels` with a `split` column. The paper's 80/20 train/test; validation is a share of the 80."""
     if not (0 < test_fraction < 1 and 0 <= validation_fraction < 1):

@@ -13,11 +13,12 @@ from pathlib import Path
 import polars as pl
 
 from agenet_pipeline.core.ages import SEED_BINS
+from agenet_pipeline.core.datasets import CROSS_SOURCE
 from agenet_pipeline.core.files import write_bytes, write_parquet
 from agenet_pipeline.core.home import Home
-from agenet_pipeline.datasets.splits import content_hash
+from agenet_pipeline.datasets.splits import EVALUATION, content_hash
 from agenet_pipeline.evaluation import report as markdown
-from agenet_pipeline.evaluation.scores import Evaluation, evaluate
+from agenet_pipeline.evaluation.scores import CHILDREN, OLD, Evaluation, evaluate
 from agenet_pipeline.model.batch_prediction import Predictions, predict_sets
 from agenet_pipeline.model.records import shard_files, shard_name
 from agenet_pipeline.model.training_sets import with_cleaned_imdb, without_dropped_imdb
@@ -58,6 +59,11 @@ def test_files(home: Home, datasets) -> dict[tuple[str, str], list[Path]]:
     return {("test", d): shard_files(home.shards_folder, shard_name("test", d)) for d in datasets}
 
 
+def cross_source_files(home: Home) -> dict[tuple[str, str], list[Path]]:
+    """The shards of datasets from another source (FG-NET): never trained on, scored beside the test split."""
+    return {(EVALUATION, d): shard_files(home.shards_folder, shard_name(EVALUATION, d)) for d in CROSS_SOURCE}
+
+
 def _train_files(home: Home, datasets) -> dict[tuple[str, str], list[Path]]:
     """The training shards the age model trained on: IMDB's are the cleaned ones."""
     names = {d: shard_name("train", d) for d in datasets}
@@ -87,6 +93,10 @@ def _run_metrics(evaluation: Evaluation) -> dict[str, float]:
             prefix = f"eval_{row['split']}_{row['dataset']}"
             metrics[f"{prefix}_{metric}"] = row[metric]
             metrics[f"{prefix}_{metric}_constant_guess"] = row[f"guess_{metric}"]
+    for row in evaluation.by_age.filter(pl.col("ages").is_in([CHILDREN, OLD])).iter_rows(named=True):
+        prefix = f"eval_{row['split']}_{row['dataset']}_mae_{row['ages'].replace('-', '_').replace('+', '_plus')}"
+        metrics[prefix] = row["mae"]
+        metrics[f"{prefix}_constant_guess"] = row["guess_mae"]
     return metrics
 
 
@@ -135,7 +145,11 @@ def evaluate_model(home: Home, settings: EvaluationSettings = EvaluationSettings
     splits = pl.read_parquet(home.splits_path)
     model = keras.models.load_model(record.model_path)
     tests = test_files(home, record.datasets)
-    files = {**tests, **(_train_files(home, record.datasets) if settings.include_train else {})}
+    files = {
+        **tests,
+        **cross_source_files(home),
+        **(_train_files(home, record.datasets) if settings.include_train else {}),
+    }
     predictions = predict_sets(model, files)
     evaluation = evaluate(
         predictions,

@@ -13,11 +13,14 @@ import polars as pl
 from agenet_pipeline.core.ages import SEED_BINS, AgeBins
 from agenet_pipeline.core.datasets import DATASETS
 from agenet_pipeline.core.markdown import inline_png, table
+from agenet_pipeline.datasets.splits import EVALUATION
 from agenet_pipeline.evaluation.adience import GUESS_LABEL, Benchmark
 from agenet_pipeline.evaluation.scores import AGGREGATED, Evaluation, GroupScores
 
 METRIC_NAMES = {"exact": "Exact bin accuracy", "one_off": "One-off accuracy", "mae": "MAE (years)"}
 GAP_NAMES = {"mae": "MAE", "exact": "exact accuracy"}
+SPLIT_TITLES = {"train": "train", "test": "test", EVALUATION: "other source"}
+DATASET_TITLES = {AGGREGATED: "aggregated", **{d.name: d.title for d in DATASETS.values()}}
 ImageLink = Callable[[str, str], str]  # (PNG file name, title) -> markdown
 
 
@@ -37,16 +40,30 @@ def _facts(facts: Mapping[str, str]) -> str:
 
 
 def score_table(scores: pl.DataFrame, metric: str) -> pl.DataFrame:
-    """The paper's Table 4 for one metric: a row per dataset, train and test columns, each beside the guess."""
-    splits = [s for s in ("train", "test") if s in scores["split"].to_list()]
-    titles = {AGGREGATED: "aggregated", **{d.name: d.title for d in DATASETS.values()}}
-    datasets = [d for d in titles if d in scores["dataset"].to_list()]
-    columns: dict[str, list] = {"dataset": [titles[d] for d in datasets]}
+    """The paper's Table 4 for one metric: a row per dataset, train and test columns (and `other source` for
+    datasets never trained on), each beside the guess."""
+    splits = [s for s in SPLIT_TITLES if s in scores["split"].to_list()]
+    datasets = [d for d in DATASET_TITLES if d in scores["dataset"].to_list()]
+    columns: dict[str, list] = {"dataset": [DATASET_TITLES[d] for d in datasets]}
     for split in splits:
         part = {r["dataset"]: r for r in scores.filter(pl.col("split") == split).iter_rows(named=True)}
-        columns[split] = [part[d][metric] if d in part else None for d in datasets]
-        columns[f"{split} (constant guess)"] = [part[d][f"guess_{metric}"] if d in part else None for d in datasets]
-        columns[f"{split} examples"] = [part[d]["examples"] if d in part else None for d in datasets]
+        title = SPLIT_TITLES[split]
+        columns[title] = [part[d][metric] if d in part else None for d in datasets]
+        columns[f"{title} (constant guess)"] = [part[d][f"guess_{metric}"] if d in part else None for d in datasets]
+        columns[f"{title} examples"] = [part[d]["examples"] if d in part else None for d in datasets]
+    return pl.DataFrame(columns, strict=False)
+
+
+def age_table(by_age: pl.DataFrame) -> pl.DataFrame:
+    """MAE per age group: a row per group, a column per split and dataset, each beside the guess."""
+    groups = by_age["ages"].unique(maintain_order=True).to_list()
+    columns: dict[str, list] = {"ages": groups}
+    for (split, dataset), part in by_age.partition_by("split", "dataset", as_dict=True, maintain_order=True).items():
+        rows = {r["ages"]: r for r in part.iter_rows(named=True)}
+        title = f"{SPLIT_TITLES[split]}, {DATASET_TITLES[dataset]}"
+        columns[f"{title}: MAE"] = [rows[g]["mae"] if g in rows else None for g in groups]
+        columns[f"{title}: constant guess"] = [rows[g]["guess_mae"] if g in rows else None for g in groups]
+        columns[f"{title}: examples"] = [rows[g]["examples"] if g in rows else None for g in groups]
     return pl.DataFrame(columns, strict=False)
 
 
@@ -88,6 +105,11 @@ def evaluation_report(
     ]
     for metric, name in METRIC_NAMES.items():
         parts.append(f"\n### {name}\n\n{table(score_table(evaluation.scores, metric))}")
+    if not evaluation.by_age.is_empty():
+        parts.append(
+            "\n## MAE by age group\n\nChildren (0-12) and the old (60+), where age estimators fail most, then "
+            f"each bin.\n\n{table(age_table(evaluation.by_age))}"
+        )
     parts.append("\n## Confusion matrix, test split (the paper's Figure 8)\n\n")
     parts.append(image("confusion_matrix.png", "confusion matrix") + "\n")
     parts.append("\n## Precision and recall per bin, test split\n\n" + table(evaluation.per_bin))

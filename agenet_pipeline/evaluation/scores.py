@@ -20,6 +20,8 @@ from agenet_pipeline.model.metrics import ConstantGuess, score
 AGGREGATED = "aggregated"
 METRICS = ("exact", "one_off", "mae")
 UNKNOWN = "unknown"
+# Age groups whose MAE is reported apart: children and the old, where age estimators fail most, and the bins.
+CHILDREN, OLD = "0-12", "60+"
 
 
 def _scores(probabilities: np.ndarray, ages: np.ndarray, guess: ConstantGuess, bins: AgeBins) -> dict[str, float]:
@@ -148,6 +150,35 @@ def group_scores(
     return GroupScores(attribute, table, tuple(gaps))
 
 
+def _age_groups(bins: AgeBins) -> dict[str, tuple[float, float]]:
+    """Label -> [low, high) in years: children (0-12) and the old (60+), then each bin."""
+    edges = [*bins.cut_points[1:], float("inf")]
+    groups = {label: (low, high) for label, low, high in zip(bins.labels, bins.cut_points, edges)}
+    return {CHILDREN: (0.0, 13.0), OLD: (60.0, float("inf"))} | groups
+
+
+def mae_by_age(predictions: Predictions, guess: ConstantGuess, bins: AgeBins = SEED_BINS) -> pl.DataFrame:
+    """MAE per age group (0-12 and 60+, then each bin) of each split and dataset (and `aggregated` per split),
+    beside the constant guess's; groups without examples are left out."""
+    expected = bins.expected_age(predictions.probabilities)
+    keys = predictions.keys.select("split", "dataset", "age").with_columns(
+        pl.Series("error", np.abs(expected - predictions.ages)), (pl.col("age") - guess.age).abs().alias("guess")
+    )
+    rows = []
+    for split in keys["split"].unique(maintain_order=True):
+        in_split = keys.filter(pl.col("split") == split)
+        for dataset in [AGGREGATED, *in_split["dataset"].unique(maintain_order=True)]:
+            part = in_split if dataset == AGGREGATED else in_split.filter(pl.col("dataset") == dataset)
+            for group, (low, high) in _age_groups(bins).items():
+                members = part.filter((pl.col("age") >= low) & (pl.col("age") < high))
+                if members.height:
+                    rows.append(
+                        (split, dataset, group, members.height, members["error"].mean(), members["guess"].mean())
+                    )
+    schema = {"split": pl.String, "dataset": pl.String, "ages": pl.String, "examples": pl.Int64}
+    return pl.DataFrame(rows, schema={**schema, "mae": pl.Float64, "guess_mae": pl.Float64}, orient="row")
+
+
 @dataclass(frozen=True)
 class Evaluation:
     guess: ConstantGuess
@@ -157,11 +188,15 @@ class Evaluation:
     calibration: Calibration
     guess_calibration: Calibration
     groups: tuple[GroupScores, ...]
+    by_age: pl.DataFrame  # mae_by_age
 
     def test_score(self, metric: str, dataset: str = AGGREGATED) -> float:
-        row = self.scores.filter((pl.col("split") == "test") & (pl.col("dataset") == dataset))
+        return self.score("test", metric, dataset)
+
+    def score(self, split: str, metric: str, dataset: str = AGGREGATED) -> float:
+        row = self.scores.filter((pl.col("split") == split) & (pl.col("dataset") == dataset))
         if row.is_empty():
-            raise ValueError(f"no test scores for {dataset}")
+            raise ValueError(f"no {split} scores for {dataset}")
         return float(row[metric][0])
 
 
@@ -174,8 +209,9 @@ def evaluate(
     bins: AgeBins = SEED_BINS,
     calibration_intervals: int = 10,
 ) -> Evaluation:
-    """Everything the report shows. `predictions` hold a `test` split (and optionally `train`); the groups are
-    scored on the test rows of `group_dataset`, with their attributes from `attributes`."""
+    """Everything the report shows. `predictions` hold a `test` split (and optionally `train`, and `evaluation`
+    for datasets of another source); the groups are scored on the test rows of `group_dataset`, with their
+    attributes from `attributes`."""
     test = predictions.where(pl.col("split") == "test")
     if len(test) == 0:
         raise ValueError("no test predictions: the test split has no shards")
@@ -191,4 +227,5 @@ def evaluate(
         calibration=calibration(test.probabilities, test.ages, bins, calibration_intervals),
         guess_calibration=calibration(guess.probabilities(len(test), bins), test.ages, bins, calibration_intervals),
         groups=tuple(group_scores(grouped, attributes, a, guess, bins) for a in present) if len(grouped) else (),
+        by_age=mae_by_age(predictions.where(pl.col("split") != "train"), guess, bins),
     )

@@ -79,8 +79,8 @@ def clean_imdb(home: Home, threshold: float = 0.40) -> Cleaning:
     """Judge the IMDB training and validation faces with the preliminary model; write the judged table and the
     kept faces as new shards. The test split is left as it is, so that the test scores are not flattered.
 
-    Without IMDB rows there is nothing to clean; without a preliminary model (no APPA-REAL or UTKFace rows to
-    train it on) every IMDB row is kept as it is. The note says which.
+    Without IMDB rows there is nothing to clean; without a preliminary model (no rows with trusted labels to train
+    it on) every IMDB row is kept as it is. The note says which.
     """
     splits = pl.read_parquet(home.splits_path)
     imdb = splits.filter((pl.col("dataset") == "imdb_wiki") & pl.col("split").is_in(CLEANED_SPLITS))
@@ -92,7 +92,9 @@ def clean_imdb(home: Home, threshold: float = 0.40) -> Cleaning:
             *(pl.col(c) if c in imdb.columns or c == "kept" else pl.lit(None).alias(c) for c in JUDGED_SCHEMA)
         )
         table = table.cast(JUDGED_SCHEMA)
-        note = "no preliminary model (no APPA-REAL or UTKFace rows to train it on): every IMDB-WIKI row kept"
+        note = (
+            "no preliminary model (no APPA-REAL, UTKFace or labels-table rows to train it on): every IMDB-WIKI row kept"
+        )
     else:
         table = _judged(home, splits, threshold)
     write_parquet(table, home.imdb_cleaned_path)

@@ -16,6 +16,8 @@ DATA_ASSETS = [
     manifests.appa_real_manifest,
     manifests.imdb_wiki_manifest,
     manifests.adience_manifest,
+    manifests.labels_table_manifest,
+    manifests.fgnet_manifest,
     *faces.face_assets,
     labels.age_labels,
     labels.data_splits,

@@ -8,7 +8,7 @@ from pydantic import Field
 
 from agenet_pipeline.core.datasets import PIPELINE_DATASETS
 from agenet_pipeline.core.home import Home, artifact_location, tracking_uri
-from agenet_pipeline.demo.writers import demo_dataset
+from agenet_pipeline.demo.writers import WRITERS, demo_dataset
 from agenet_pipeline.faces.detector import BLAZEFACE_SHORT_RANGE_SHA256, resolve_model
 from agenet_pipeline.tracking.training_run import Store
 
@@ -59,7 +59,8 @@ def root_variable(dataset: str) -> str:
 
 class DatasetRoots(ConfigurableResource):
     """Where each dataset is on disk: the run config's value, else $AGENET_<DATASET>. Only the datasets given a
-    root are read; the synthetic demo stands in for all of them when no root is set at all (or `demo: true`)."""
+    root are read; the synthetic demo stands in for the paper's four when no root is set at all (or `demo: true`).
+    FG-NET and a labels table have no demo copy: they are read only from a root."""
 
     utkface: str | None = Field(
         default=None, description="Folder holding the UTKFace *.jpg.chip.jpg files (default: $AGENET_UTKFACE)"
@@ -74,6 +75,16 @@ class DatasetRoots(ConfigurableResource):
     )
     adience: str | None = Field(
         default=None, description="Folder holding fold_*_data.txt and faces/ (default: $AGENET_ADIENCE)"
+    )
+    labels_table: str | None = Field(
+        default=None,
+        description="A CSV of path,age[,person,gender] (paths relative to it), or a folder holding labels.csv: "
+        "any dataset of your own, trained on (default: $AGENET_LABELS_TABLE)",
+    )
+    fgnet: str | None = Field(
+        default=None,
+        description="Folder holding the FG-NET PPPAaa.JPG photos: scored as another source, never trained on "
+        "(default: $AGENET_FGNET)",
     )
     demo: bool | None = Field(
         default=None,
@@ -92,7 +103,7 @@ class DatasetRoots(ConfigurableResource):
         roots = self.configured()
         if dataset in roots:
             return roots[dataset], False
-        if self.demo if self.demo is not None else not roots:
+        if dataset in WRITERS and (self.demo if self.demo is not None else not roots):
             return demo_dataset(home.demo_folder, dataset, self.demo_images), True
         return None, False
 

@@ -1,9 +1,9 @@
 """The hyperparameter sweep job: trials of a grid or random search, each a child MLflow run of one parent.
 
 Trials run as parallel Dagster ops in the `training` pool, so the pool's limit (dagster.yaml) caps how many
-train at once. They train on APPA-REAL and UTKFace (the preliminary model's data) and are compared on the
-best validation loss. A trial that fails (a diverging learning rate, say) is a FAILED child run and a row of the
-table; the sweep fails only when every trial does.
+train at once. They train on the preliminary model's data (the datasets with trusted labels: all but IMDB) and
+are compared on the best validation loss. A trial that fails (a diverging learning rate, say) is a FAILED child
+run and a row of the table; the sweep fails only when every trial does.
 """
 
 import dataclasses

@@ -3,12 +3,13 @@ import polars as pl
 import pytest
 
 from agenet_pipeline.core.ages import SEED_BINS
-from agenet_pipeline.evaluation.report import evaluation_report, inline, linked_files, score_table
+from agenet_pipeline.evaluation.report import age_table, evaluation_report, inline, linked_files, score_table
 from agenet_pipeline.evaluation.scores import (
     calibration,
     confusion_matrix,
     evaluate,
     group_scores,
+    mae_by_age,
     per_bin,
 )
 from agenet_pipeline.model.batch_prediction import Predictions
@@ -135,3 +136,51 @@ def test_the_report_shows_table_4_with_guesses_and_inline_or_linked_images():
         text = evaluation_report("Evaluation", {"run": "abc"}, evaluation, link)
         assert expected in text
         assert "Table 4" in text and "constant guess" in text and "Largest MAE gap by gender" in text
+
+
+def test_mae_by_age_group_per_split_and_dataset_beside_the_guess():
+    """Children, the old and each bin apart, for the test split and a dataset of another source; a group without
+    examples is left out."""
+    test = predictions([1, 5, 10, 30, 70], [0, 1, 2, 6, 9])  # each in its true bin
+    fgnet = predictions([4, 8], [9, 9], split="evaluation", dataset="fgnet")  # children taken for 60+
+    guess = ConstantGuess(bin=6, age=30.0)
+    by_age = mae_by_age(concat(test, fgnet), guess)
+
+    def row(split, dataset, ages):
+        [found] = by_age.filter(
+            (pl.col("split") == split) & (pl.col("dataset") == dataset) & (pl.col("ages") == ages)
+        ).iter_rows(named=True)
+        return found
+
+    expected = SEED_BINS.midpoints
+    children = row("test", "aggregated", "0-12")
+    assert children["examples"] == 3
+    assert children["mae"] == pytest.approx(np.mean(np.abs(np.array(expected[:3]) - [1, 5, 10])))
+    assert children["guess_mae"] == pytest.approx(np.mean([29, 25, 20]))
+    assert row("test", "utkface", "60+")["mae"] == pytest.approx(abs(expected[9] - 70))
+    assert row("evaluation", "fgnet", "0-12")["mae"] == pytest.approx(np.mean([expected[9] - 4, expected[9] - 8]))
+    assert by_age.filter((pl.col("dataset") == "fgnet") & (pl.col("ages") == "60+")).is_empty()
+
+    table = age_table(by_age)
+    assert table.columns[:4] == [
+        "ages",
+        "test, aggregated: MAE",
+        "test, aggregated: constant guess",
+        "test, aggregated: examples",
+    ]
+    assert "other source, FG-NET: MAE" in table.columns
+    assert table["ages"].to_list()[:3] == ["0-12", "60+", "0-2"]
+
+
+def test_the_report_scores_another_source_in_its_own_column():
+    test = predictions([5, 30, 70], [1, 6, 9])
+    fgnet = predictions([4, 40], [1, 7], split="evaluation", dataset="fgnet")
+    evaluation = evaluate(concat(test, fgnet), np.array([20.0, 30.0, 40.0]), pl.DataFrame({"dataset": [], "row": []}))
+    assert evaluation.score("evaluation", "mae", "fgnet") == pytest.approx(
+        np.mean(np.abs(np.array([SEED_BINS.midpoints[1], SEED_BINS.midpoints[7]]) - [4, 40]))
+    )
+    table = score_table(evaluation.scores, "mae")
+    assert {"test", "other source", "other source (constant guess)"} <= set(table.columns)
+    assert table.filter(pl.col("dataset") == "FG-NET")["test"].to_list() == [None]
+    text = evaluation_report("t", {}, evaluation, linked_files)
+    assert "## MAE by age group" in text and "other source, FG-NET: MAE" in text

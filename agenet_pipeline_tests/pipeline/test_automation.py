@@ -66,7 +66,8 @@ def test_a_new_file_requests_that_dataset_and_everything_downstream(instance, ro
 
     [request] = after.run_requests
     everything = {key.path[0] for key in defs.resolve_job_def("full_job").asset_layer.executable_asset_keys}
-    other_datasets = {name for d in ("appa_real", "imdb_wiki", "adience") for name in (f"{d}_manifest", f"faces_{d}")}
+    others = ("appa_real", "imdb_wiki", "adience", "labels_table", "fgnet")
+    other_datasets = {name for d in others for name in (f"{d}_manifest", f"faces_{d}")}
     assert selected(request) == everything - other_datasets
     assert {"faces_utkface", "age_labels", "training_shards", "age_model"} <= selected(request)
     assert request.run_config == roots["config"]

@@ -5,6 +5,7 @@ import pyarrow.parquet as pq
 import pytest
 from dagster import materialize
 
+from agenet_pipeline.core.datasets import PIPELINE_DATASETS
 from agenet_pipeline.datasets.reconciliation import reconcile_faces, reconcile_splits
 from agenet_pipeline.pipeline.assets.labels import every_bin_present
 from agenet_pipeline.pipeline.definitions import DATA_CHECKS
@@ -104,9 +105,9 @@ def test_rows_reconcile_after_a_run_and_say_so(data_run):
         if e.check_name == "rows_reconcile"
     }
 
-    assert set(checks) == {
-        (f"faces_{d}", "rows_reconcile") for d in ("utkface", "appa_real", "imdb_wiki", "adience")
-    } | {("data_splits", "rows_reconcile")}
+    assert set(checks) == {(f"faces_{d}", "rows_reconcile") for d in PIPELINE_DATASETS} | {
+        ("data_splits", "rows_reconcile")
+    }
     assert all(e.passed for e in checks.values()), [e.metadata for e in checks.values() if not e.passed]
     faces = checks[("faces_utkface", "rows_reconcile")].metadata["rows"].value
     assert faces.startswith("24 manifest rows = 24 face rows = ") and "unreadable" in faces

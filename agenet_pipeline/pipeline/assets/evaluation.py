@@ -9,6 +9,8 @@ import polars as pl
 from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset
 from pydantic import Field
 
+from agenet_pipeline.core.datasets import CROSS_SOURCE, DATASETS
+from agenet_pipeline.datasets.splits import EVALUATION
 from agenet_pipeline.pipeline.assets.metadata import markdown_table
 from agenet_pipeline.pipeline.assets.training import GPU_POOL, age_model
 from agenet_pipeline.pipeline.resources import AgeNetHome, MLflowResource
@@ -28,6 +30,20 @@ class EvaluationConfig(Config):
 
 def _float(value: float | None) -> MetadataValue:
     return MetadataValue.float(float("nan") if value is None else value)
+
+
+def _cross_source(evaluation) -> dict[str, MetadataValue]:
+    """The scores on each dataset of another source (FG-NET), never trained on."""
+    other = evaluation.scores.filter((pl.col("split") == EVALUATION) & pl.col("dataset").is_in(CROSS_SOURCE))
+    metadata = {}
+    for row in other.iter_rows(named=True):
+        title = DATASETS[row["dataset"]].title
+        metadata[f"{title} (other source) MAE (years)"] = _float(row["mae"])
+        metadata[f"{title} (other source) MAE, constant guess"] = _float(row["guess_mae"])
+        metadata[f"{title} (other source) exact accuracy"] = _float(row["exact"])
+        metadata[f"{title} (other source) one-off accuracy"] = _float(row["one_off"])
+        metadata[f"{title} (other source) examples"] = row["examples"]
+    return metadata
 
 
 # Steps that load a model share the training steps' pool, so that two never hold one GPU's memory at once.
@@ -62,6 +78,7 @@ def age_model_evaluation(
             "test one-off accuracy, constant guess": evaluation.test_score("guess_one_off"),
             "test expected calibration error": evaluation.calibration.ece,
             **gaps,
+            **_cross_source(evaluation),
             "test examples": int((result.predictions.keys["split"] == "test").sum()),
             "model version": str(result.record.version),
             "mlflow run id": result.record.run_id,

@@ -15,7 +15,7 @@ from dagster import (
 from pydantic import Field
 
 from agenet_pipeline.core.ages import MAX_AGE, MIN_AGE, SEED_BINS
-from agenet_pipeline.core.datasets import PIPELINE_DATASETS
+from agenet_pipeline.core.datasets import EVALUATION_ONLY, PIPELINE_DATASETS
 from agenet_pipeline.core.files import write_parquet
 from agenet_pipeline.core.status import OK
 from agenet_pipeline.datasets.labels import binned_labels
@@ -72,7 +72,9 @@ class SplitConfig(Config):
     test_fraction: float = Field(default=0.2, description="Share of the training datasets kept for test (paper: 0.2)")
     validation_fraction: float = Field(default=0.2, description="Share of the remainder kept for validation")
     seed: int = Field(default=0, description="Seed of the split assignment")
-    evaluation_datasets: list[str] = Field(default=["adience"], description="Datasets used only for evaluation")
+    evaluation_datasets: list[str] = Field(
+        default=list(EVALUATION_ONLY), description="Datasets used only for evaluation, never trained on"
+    )
 
 
 @asset(group_name=GROUP, deps=[age_labels], kinds={"polars", "parquet"})

@@ -1,7 +1,7 @@
 """Raw dataset assets: one manifest table per dataset, read from the root the user configured.
 
 A dataset without a root is absent (an empty manifest) when any root is set; the synthetic demo stands in for
-every dataset only when none is set, or when `dataset_roots: demo: true` asks for it.
+the paper's four datasets only when none is set, or when `dataset_roots: demo: true` asks for it.
 """
 
 from collections.abc import Callable
@@ -15,7 +15,9 @@ from agenet_pipeline.core.datasets import DATASETS
 from agenet_pipeline.core.status import MISSING_FILE, OK
 from agenet_pipeline.datasets.adience import read_adience
 from agenet_pipeline.datasets.appa_real import read_appa_real
+from agenet_pipeline.datasets.fgnet import read_fgnet
 from agenet_pipeline.datasets.imdb_wiki import read_imdb_wiki, sample_usable
+from agenet_pipeline.datasets.labels_table import read_labels_table
 from agenet_pipeline.datasets.provenance import NoUsableExamples, empty_manifest, store_manifest
 from agenet_pipeline.datasets.utkface import read_utkface
 from agenet_pipeline.pipeline.assets.metadata import age_histogram, counts_by, markdown_table, status_counts
@@ -129,3 +131,18 @@ def adience_manifest(
 ) -> MaterializeResult:
     """Adience faces from the five fold files, with fold and user; listed faces without a file are counted."""
     return _materialize(context, home, dataset_roots, "adience", _read_adience)
+
+
+@asset(group_name=GROUP, kinds={"polars", "parquet"})
+def labels_table_manifest(
+    context: AssetExecutionContext, home: AgeNetHome, dataset_roots: DatasetRoots
+) -> MaterializeResult:
+    """A dataset of your own (AgeDB, MegaAge, your photos) from a CSV of path,age and optional person,gender;
+    trained on beside the others."""
+    return _materialize(context, home, dataset_roots, "labels_table", lambda root: (read_labels_table(root), {}))
+
+
+@asset(group_name=GROUP, kinds={"polars", "parquet"})
+def fgnet_manifest(context: AssetExecutionContext, home: AgeNetHome, dataset_roots: DatasetRoots) -> MaterializeResult:
+    """FG-NET photos with person and age from their PPPAaa.JPG names: another source, scored and never trained on."""
+    return _materialize(context, home, dataset_roots, "fgnet", lambda root: (read_fgnet(root), {}))

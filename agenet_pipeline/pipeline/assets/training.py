@@ -11,16 +11,18 @@ from dagster import AssetExecutionContext, Config, Failure, MaterializeResult, M
 from pydantic import Field
 
 from agenet_pipeline.core.ages import SEED_BINS
+from agenet_pipeline.core.datasets import TRAINED_ON
 from agenet_pipeline.pipeline.assets.labels import training_shards
 from agenet_pipeline.pipeline.assets.metadata import markdown_table
 from agenet_pipeline.pipeline.resources import AgeNetHome, MLflowResource
 
 GROUP = "training"
-APPA_UTK = ("utkface", "appa_real")
-# What each training step trains on: its datasets and the assets their files come from.
+# What each training step trains on: its datasets and the assets their files come from. The preliminary model,
+# which cleans IMDB's labels, trains on the datasets with trusted labels: all but IMDB.
+TRUSTED_LABELS = tuple(d for d in TRAINED_ON if d != "imdb_wiki")
 TRAINS_ON = {
-    "preliminary_model": (APPA_UTK, ("training_shards",)),
-    "age_model": ((*APPA_UTK, "imdb_wiki"), ("training_shards", "imdb_cleaned")),
+    "preliminary_model": (TRUSTED_LABELS, ("training_shards",)),
+    "age_model": (TRAINED_ON, ("training_shards", "imdb_cleaned")),
 }
 # Steps that put a model on the GPU share the pool `gpu` (limit 1, dagster.yaml), so that two never fight for one
 # GPU's memory. A retry of a training resumes from its last epoch's checkpoint.
