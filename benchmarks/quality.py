@@ -1,298 +1,226 @@
-"""Test-set quality of the `seed` recipe against the `recommended` one, trained on the same UTKFace split.
+"""Quality on real faces as users are judged: each recipe trained by the Dagster `full_job` itself, at the settings
+of configs/utkface.yaml, and scored on UTKFace part 1's test split and on FG-NET (another source, never trained on).
 
-    .venv/bin/python benchmarks/quality.py                         # 64x64, filters x0.25, seed 0
-    .venv/bin/python benchmarks/quality.py --seeds 0 1 2           # three trainings per recipe, means and spreads
-    .venv/bin/python benchmarks/quality.py --try "cand: base=recommended learning_rate=3e-4 label_sigma=2"
+    .venv/bin/python benchmarks/quality.py                                  # seed and recommended, seeds 0 and 1
+    .venv/bin/python benchmarks/quality.py --recipes recommended --seeds 0 1 2
+    .venv/bin/python benchmarks/quality.py --try "sigma2: recipe=recommended label_sigma=2"
+    .venv/bin/python benchmarks/quality.py --set max_epochs=30             # a setting changed for every run
 
-Data: the UTKFace chips at ../shared/data/utkface_part1 (when absent the script prints a note and exits 0), through
-the project's own stages (manifest, face stage with the real-data settings: 256 px crops, `fallback_whole_image`,
-`assign_splits` with its default 64/16/20 train/validation/test shares, `write_shards`), cached under `--work`
-(shared with benchmarks/training.py), so only the first run pays for the face stage.
+Each run is `dagster job execute -m agenet_pipeline -j full_job -c <config>` in a project folder of its own under
+`--work` (its home, Dagster instance and MLflow store inside it), with $AGENET_UTKFACE and $AGENET_FGNET set and
+nothing else: the user's command, with the run config `--config` (configs/utkface.yaml) plus `recipe`, `seed` and the
+`--set` / `--try` settings on `age_model`. Every score is read from what the job wrote: the MLflow metrics of the
+registered version's run (`eval_test_aggregated_*`, `eval_evaluation_fgnet_*`, each beside its `_constant_guess`:
+the median training age for MAE, the most frequent training bin for accuracy) and the evaluation's
+`predictions.parquet` for the MAE by age bin. So a `full_job` run with the same config and seed gives the same
+scores: the benchmark measures the product, not a copy of it. Training time is the age_model run's wall time in
+MLflow.
 
-Every recipe is trained by `training.train` (Adam, cross-entropy, early stopping on validation loss with the best
-weights restored) on the same train and validation files, at the same input size (`--input-size`, default 64), and
-with every network's conv filters scaled by the same `--width` (default 0.25: the seed's 64..1024 become 16..256;
-1.0 is the paper's widths). Nothing else in the recipes is changed, except `--max-epochs` / `--patience` when
-given. The test split is then scored with `predict_files` + `metrics.score`: exact bin accuracy, one-off bin
-accuracy and MAE in years of the expected age; `metrics.constant_guess` (the most frequent training bin) is the
-floor. With several `--seeds`, each recipe is trained once per seed (TrainingConfig.seed: initialisation, shuffle,
-augmentation) and the table gives the mean and the spread (min..max).
-
-`--try "NAME: key=value ..."` adds a candidate recipe: `base=seed|recommended` (default recommended) and any field of
-ModelConfig or TrainingConfig (tuples as 64,128,...; booleans as 0/1; `none` for None). Filters given there are the
-full-width ones and are scaled by `--width` like the others. Each finished training is appended as a JSON line to
-`--log` (default <work>/quality-runs.jsonl).
+Finished runs are kept as JSON lines in `<work>/quality-runs.jsonl`, and a run already there is not trained again
+(delete the line, or use another `--work`, to redo it): the whole comparison takes hours on two cores, and can be
+stopped and started again.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import importlib.util
 import json
 import os
 import shlex
 import statistics
+import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
+import polars as pl
+import yaml
+
 HERE = Path(__file__).resolve().parent
-DEFAULT_UTKFACE = HERE.parent.parent / "shared" / "data" / "utkface_part1"
-DEFAULT_WORK = Path("/tmp/agenet-bench")
-
-
-def _training_benchmark():
-    """benchmarks/training.py, for its shard preparation (one cache for both benchmarks)."""
-    spec = importlib.util.spec_from_file_location("agenet_bench_training", HERE / "training.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+REPOSITORY = HERE.parent
+SHARED = REPOSITORY.parent / "shared" / "data"
+SOURCES = {"utkface": ("test", "aggregated", "UTKFace part 1, test split"), "fgnet": ("evaluation", "fgnet", "FG-NET")}
+HEADLINE_GROUPS = {"0_12": "MAE 0-12", "60_plus": "MAE 60+"}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--input-size", type=int, default=64, help="input side for every recipe")
-    parser.add_argument("--width", type=float, default=0.25, help="factor on every network's conv filters")
-    parser.add_argument("--recipes", nargs="*", default=["seed", "recommended"], help="names from RECIPES")
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--recipes", nargs="*", default=["seed", "recommended"], help="recipe names")
     parser.add_argument(
         "--try",
         dest="tries",
         action="append",
         default=[],
         metavar="'NAME: key=value ...'",
-        help="a candidate recipe (see the docstring); may be repeated",
+        help="a candidate: age_model settings (recipe=..., any field of its config); may be repeated",
     )
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="training seeds per recipe")
-    parser.add_argument("--max-epochs", type=int, default=None, help="override every recipe's epoch limit")
-    parser.add_argument("--patience", type=int, default=None, help="override every recipe's early-stopping patience")
-    parser.add_argument(
-        "--utkface", type=Path, default=DEFAULT_UTKFACE, help="real UTKFace root (default: %(default)s)"
-    )
-    parser.add_argument("--work", type=Path, default=DEFAULT_WORK, help="cache of face crops and shards")
-    parser.add_argument("--crop-size", type=int, default=256, help="face crop side in the shards (the asset's default)")
-    parser.add_argument(
-        "--order",
-        choices=("package", "shuffled"),
-        default="package",
-        help="record order in the shards: the package's (scrambled by write_shards; a cache "
-        "written before that change holds UTKFace sorted by age: use a fresh --work) or "
-        "shuffled (the manifest shuffled before the face stage; same split)",
-    )
-    parser.add_argument("--log", type=Path, default=None, help="JSON lines of finished trainings")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="training seeds of each candidate")
+    parser.add_argument("--set", dest="settings", nargs="*", default=[], metavar="key=value", help="for every run")
+    parser.add_argument("--config", type=Path, default=REPOSITORY / "configs" / "utkface.yaml", help="run config")
+    parser.add_argument("--utkface", type=Path, default=SHARED / "utkface_part1", help="UTKFace root")
+    parser.add_argument("--fgnet", type=Path, default=SHARED / "fgnet" / "images", help="FG-NET root")
+    parser.add_argument("--work", type=Path, default=Path("/tmp/agenet-quality"), help="project folders of the runs")
     return parser.parse_args(argv)
 
 
-def _value(text: str, current):
-    if text.lower() == "none":
-        return None
-    if isinstance(current, bool):
-        return text.lower() in ("1", "true", "yes")
-    if isinstance(current, tuple):
-        return tuple(int(v) for v in text.split(",") if v)
-    if isinstance(current, int):
-        return int(text)
-    if isinstance(current, float) or current is None:
-        return float(text)
-    return text
+def _settings(items: list[str]) -> dict:
+    """`key=value` items, each value a YAML scalar or list: `2`, `1e-3`, `true`, `[32, 64]`."""
+    return {key: yaml.safe_load(text) for key, text in (item.split("=", 1) for item in items)}
 
 
-def candidate(spec: str, recipes: dict):
-    """(name, Recipe) from 'NAME: key=value ...' (see the docstring)."""
-    from agenet_pipeline.model.recipes import Recipe
-
-    name, _, settings = spec.partition(":")
-    pairs = dict(item.split("=", 1) for item in settings.split())
-    base = recipes[pairs.pop("base", "recommended")]
-    network, training = {}, {}
-    for key, text in pairs.items():
-        if hasattr(base.network, key):
-            network[key] = _value(text, getattr(base.network, key))
-        elif hasattr(base.training, key):
-            training[key] = _value(text, getattr(base.training, key))
-        else:
-            raise SystemExit(f"--try {spec!r}: {key} is not a ModelConfig or TrainingConfig field")
-    return name.strip(), Recipe(
-        dataclasses.replace(base.network, **network), dataclasses.replace(base.training, **training)
-    )
+def candidates(args: argparse.Namespace) -> dict[str, dict]:
+    """Name -> the age_model settings it changes."""
+    found = {name: {"recipe": name} for name in args.recipes}
+    for spec in args.tries:
+        name, _, settings = spec.partition(":")
+        found[name.strip()] = _settings(shlex.split(settings))
+    shared = _settings(args.settings)
+    return {name: {**shared, **settings} for name, settings in found.items()}
 
 
-def scaled(recipe, input_size: int, width: float, seed: int, max_epochs: int | None, patience: int | None):
-    network = dataclasses.replace(
-        recipe.network, input_size=input_size, filters=tuple(max(1, round(f * width)) for f in recipe.network.filters)
-    )
-    changes = {"seed": seed}
-    if max_epochs is not None:
-        changes["max_epochs"] = max_epochs
-    if patience is not None:
-        changes["patience"] = patience
-    return network, dataclasses.replace(recipe.training, **changes)
+def run_config(base: Path, settings: dict, seed: int) -> dict:
+    config = yaml.safe_load(base.read_text()) or {}
+    age_model = config.setdefault("ops", {}).setdefault("age_model", {}).setdefault("config", {})
+    age_model.update({**settings, "seed": seed})
+    return config
 
 
-def differences(network, training) -> str:
-    """The settings that differ from the paper's (seed) recipe, for the table."""
-    from agenet_pipeline.model.recipes import RECIPES
-
-    seed = RECIPES["seed"]
-    changed = [
-        f"{f.name}={getattr(network, f.name)}"
-        for f in dataclasses.fields(network)
-        if f.name not in ("input_size", "filters") and getattr(network, f.name) != getattr(seed.network, f.name)
-    ]
-    changed += [
-        f"{f.name}={getattr(training, f.name)}"
-        for f in dataclasses.fields(training)
-        if f.name not in ("seed", "max_epochs", "patience")
-        and getattr(training, f.name) != getattr(seed.training, f.name)
-    ]
-    return ", ".join(changed) or "(the paper's)"
-
-
-def train_and_score(network, training, files: dict, work: Path) -> dict:
-    import keras
-
-    from agenet_pipeline.model.batch_prediction import predict_files
-    from agenet_pipeline.model.metrics import score
-    from agenet_pipeline.model.training import train
-
-    keras.backend.clear_session()
+def run_job(project: Path, config: dict, utkface: Path, fgnet: Path) -> float:
+    """full_job in `project`, as a user runs it; the seconds it took."""
+    project.mkdir(parents=True, exist_ok=True)
+    (project / "dagster.yaml").write_text((REPOSITORY / "dagster.yaml").read_text())
+    (project / "run.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AGENET_", "MLFLOW_"))}
+    env |= {"AGENET_UTKFACE": str(utkface), "AGENET_FGNET": str(fgnet), "DAGSTER_HOME": str(project)}
+    dagster = Path(sys.executable).parent / "dagster"
+    command = [str(dagster), "job", "execute", "-m", "agenet_pipeline", "-j", "full_job", "-c", "run.yaml"]
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory(dir=work, prefix="quality-ckpt-") as checkpoints:
-        result = train(network, training, files["train"], files["validation"], Path(checkpoints))
-    trained = time.perf_counter() - started
-    keys, probabilities = predict_files(result.model, files["test"])
-    scores = score(probabilities, keys["age"].to_numpy())
+    with open(project / "job.log", "w") as log:
+        completed = subprocess.run(command, cwd=project, env=env, stdout=log, stderr=subprocess.STDOUT)
+    if completed.returncode:
+        raise SystemExit(f"full_job failed in {project} (exit {completed.returncode}): see {project / 'job.log'}")
+    return time.perf_counter() - started
+
+
+def scores_of(project: Path) -> dict:
+    """What the job recorded: the registered version's metrics and its training time, and MAE per age bin."""
+    import mlflow
+
+    home = project / ".agenet"
+    uri = f"sqlite:///{home / 'mlflow.db'}"
+    client = mlflow.MlflowClient(uri, registry_uri=uri)
+    [version] = client.search_model_versions("name='agenet'")
+    run = client.get_run(version.run_id)
+    predictions = pl.read_parquet(home / "evaluation" / "age_model" / "report" / "predictions.parquet")
+    by_bin = (
+        predictions.filter(pl.col("split").is_in(["test", "evaluation"]))
+        .with_columns((pl.col("expected_age") - pl.col("age")).abs().alias("error"))
+        .group_by("split", "bin")
+        .agg(pl.len().alias("examples"), pl.col("error").mean().alias("mae"))
+    )
     return {
-        "exact": scores.exact,
-        "one_off": scores.one_off,
-        "mae": scores.mae,
-        "count": scores.count,
-        "epochs": result.epochs,
-        "best_epoch": result.best_epoch,
-        "train_s": trained,
-        "val_loss": min(result.history["val_loss"]),
-        "params": result.model.count_params(),
+        "metrics": dict(run.data.metrics),
+        "training_minutes": (run.info.end_time - run.info.start_time) / 60_000,
+        "by_bin": by_bin.to_dicts(),
     }
 
 
-def summary(values: list[float], digits: int) -> str:
+def metric(run: dict, source: str, name: str) -> float | None:
+    split, dataset, _ = SOURCES[source]
+    return run["metrics"].get(f"eval_{split}_{dataset}_{name}")
+
+
+def spread(values: list[float], digits: int) -> str:
+    if not values:
+        return "-"
     mean = statistics.fmean(values)
-    if len(values) == 1:
+    if min(values) == max(values):
         return f"{mean:.{digits}f}"
     return f"{mean:.{digits}f} ({min(values):.{digits}f}..{max(values):.{digits}f})"
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    command = ".venv/bin/python benchmarks/quality.py " + shlex.join(sys.argv[1:] if argv is None else argv)
-    if not args.utkface.is_dir():
-        print(
-            f"NOTE: {args.utkface} is absent: this benchmark needs the real UTKFace chips "
-            "(../shared/data/utkface_part1 beside the project); nothing to measure, exiting."
-        )
-        return 0
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    data = _training_benchmark().prepare_shards(
-        args.work, args.utkface, args.crop_size, shuffle_rows=args.order == "shuffled"
-    )
-    files, ages = data["files"], data["ages"]
-
-    from agenet_pipeline.model.metrics import constant_guess
-    from agenet_pipeline.model.recipes import RECIPES
-
-    recipes = {name: RECIPES[name] for name in args.recipes}
-    for spec in args.tries:
-        name, recipe = candidate(spec, RECIPES)
-        recipes[name] = recipe
-    log = args.log or args.work / "quality-runs.jsonl"
-    print(
-        f"{data['source']}: train {len(ages['train'])}, validation {len(ages['validation'])}, "
-        f"test {len(ages['test'])} photos; input {args.input_size}x{args.input_size}; conv filters x{args.width} "
-        f"for every recipe; seeds {args.seeds}; runs logged to {log}",
-        flush=True,
-    )
-
-    results: dict[str, list[dict]] = {name: [] for name in recipes}
-    settings: dict[str, str] = {}
-    total = time.perf_counter()
-    for seed in args.seeds:
-        for name, recipe in recipes.items():
-            network, training = scaled(recipe, args.input_size, args.width, seed, args.max_epochs, args.patience)
-            settings[name] = f"filters {network.filters}; {differences(network, training)}"
-            print(f"\n=== {name} (seed {seed}): {network} {training}", flush=True)
-            result = train_and_score(network, training, files, args.work)
-            results[name].append(result)
-            print(
-                f"=== {name} (seed {seed}): exact {result['exact']:.3f}, one-off {result['one_off']:.3f}, "
-                f"MAE {result['mae']:.2f} y, {result['epochs']} epochs (best {result['best_epoch']}), "
-                f"{result['train_s']:.0f} s",
-                flush=True,
-            )
-            with open(log, "a") as f:
-                f.write(
-                    json.dumps(
-                        {
-                            "recipe": name,
-                            "seed": seed,
-                            "order": args.order,
-                            "input_size": args.input_size,
-                            "width": args.width,
-                            "network": dataclasses.asdict(network),
-                            "training": dataclasses.asdict(training),
-                            **result,
-                        }
-                    )
-                    + "\n"
+def print_tables(runs: list[dict]) -> None:
+    names = list(dict.fromkeys(r["name"] for r in runs))
+    print("\n## MAE in years first, then exact and one-off bin accuracy: mean over seeds (min..max)\n")
+    columns = ["MAE", *HEADLINE_GROUPS.values(), "exact", "one-off"]
+    print(f"| candidate | seeds | training (min) | test set | {' | '.join(columns)} |")
+    print("| --- | --- | ---: | --- |" + " ---: |" * len(columns))
+    for name in names:
+        mine = [r for r in runs if r["name"] == name]
+        seeds = ", ".join(str(r["seed"]) for r in mine)
+        minutes = spread([r["training_minutes"] for r in mine], 1)
+        for source, (_, _, title) in SOURCES.items():
+            values = [
+                spread([v for r in mine if (v := metric(r, source, key)) is not None], digits)
+                for key, digits in (
+                    ("mae", 2),
+                    *((f"mae_{group}", 2) for group in HEADLINE_GROUPS),
+                    ("exact", 3),
+                    ("one_off", 3),
                 )
-
-    chance = constant_guess(ages["train"], ages["test"])
-    print(
-        f"\n## Test quality on UTKFace ({data['source']}, {len(ages['test'])} test photos, {args.order} record "
-        f"order), input "
-        f"{args.input_size}x{args.input_size}, conv filters x{args.width} (the paper's 64..1024 scaled), "
-        f"{'mean (min..max) over seeds ' + str(args.seeds) if len(args.seeds) > 1 else 'seed ' + str(args.seeds[0])}\n"
-    )
-    print("| recipe | exact accuracy | one-off accuracy | MAE (years) | epochs (best) | train time (s) |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: |")
-    for name, rows in results.items():
-        print(
-            f"| {name} | {summary([r['exact'] for r in rows], 3)} | {summary([r['one_off'] for r in rows], 3)} | "
-            f"{summary([r['mae'] for r in rows], 2)} | "
-            f"{', '.join(str(r['epochs']) + ' (' + str(r['best_epoch']) + ')' for r in rows)} | "
-            f"{statistics.fmean([r['train_s'] for r in rows]):.0f} |"
-        )
-    print(
-        f"| constant guess (most frequent training bin) | {chance.exact:.3f} | {chance.one_off:.3f} | "
-        f"{chance.mae:.2f} | - | - |"
-    )
-    print("\nSettings (beyond the input size and filters, what differs from the paper's recipe):")
-    for name, text in settings.items():
-        print(f"- {name}: {text}")
-    if "seed" in results:
-        seed_means = {k: statistics.fmean([r[k] for r in results["seed"]]) for k in ("exact", "one_off", "mae")}
-        for name, rows in results.items():
-            if name == "seed":
-                continue
-            means = {k: statistics.fmean([r[k] for r in rows]) for k in ("exact", "one_off", "mae")}
-            wins = [
-                means["exact"] > seed_means["exact"],
-                means["one_off"] > seed_means["one_off"],
-                means["mae"] < seed_means["mae"],
             ]
-            verdict = (
-                "better on all three"
-                if all(wins)
-                else ("NOT better on: " + ", ".join(m for m, w in zip(("exact", "one-off", "MAE"), wins) if not w))
+            print(f"| {name} | {seeds} | {minutes} | {title} | {' | '.join(values)} |")
+    print("\n## The constant guess (learned from the training split), the floor each score must beat\n")
+    print(f"| test set | {' | '.join(columns)} |")
+    print("| --- |" + " ---: |" * len(columns))
+    for source, (_, _, title) in SOURCES.items():
+        values = [
+            spread([v for r in runs if (v := metric(r, source, f"{key}_constant_guess")) is not None], digits)
+            for key, digits in (
+                ("mae", 2),
+                *((f"mae_{group}", 2) for group in HEADLINE_GROUPS),
+                ("exact", 3),
+                ("one_off", 3),
             )
-            print(
-                f"Target, {name} better than seed on exact, one-off and MAE: {verdict} "
-                f"(exact {means['exact'] - seed_means['exact']:+.3f}, one-off "
-                f"{means['one_off'] - seed_means['one_off']:+.3f}, MAE {means['mae'] - seed_means['mae']:+.2f} y)"
-            )
-    print(f"\nTotal time {time.perf_counter() - total:.0f} s. Command: {command}")
-    return 0
+        ]
+        print(f"| {title} | {' | '.join(values)} |")
+    print("\n## MAE by age bin (years), mean over seeds; examples in brackets\n")
+    from agenet_pipeline.core.ages import SEED_BINS
+
+    print(f"| test set | candidate | {' | '.join(SEED_BINS.labels)} |")
+    print("| --- | --- |" + " ---: |" * len(SEED_BINS))
+    for source, (split, _, title) in SOURCES.items():
+        for name in names:
+            cells = []
+            for index in range(len(SEED_BINS)):
+                rows = [
+                    b
+                    for r in runs
+                    if r["name"] == name
+                    for b in r["by_bin"]
+                    if (b["split"], b["bin"]) == (split, index)
+                ]
+                cells.append(f"{statistics.fmean(b['mae'] for b in rows):.1f} ({rows[0]['examples']})" if rows else "-")
+            print(f"| {title} | {name} | {' | '.join(cells)} |")
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    for root in (args.utkface, args.fgnet):
+        if not root.is_dir():
+            print(f"note: {root} is missing: this benchmark needs the real UTKFace and FG-NET photos; nothing run")
+            return
+    args.work.mkdir(parents=True, exist_ok=True)
+    log = args.work / "quality-runs.jsonl"
+    done = [json.loads(line) for line in log.read_text().splitlines()] if log.is_file() else []
+    runs = []
+    for name, settings in candidates(args).items():
+        for seed in args.seeds:
+            key = {"name": name, "seed": seed, "settings": settings, "config": str(args.config.resolve())}
+            found = next((r for r in done if {k: r.get(k) for k in key} == key), None)
+            if found is None:
+                project = args.work / f"{name}-seed{seed}"
+                print(f"{name}, seed {seed}: full_job in {project} ...", flush=True)
+                seconds = run_job(project, run_config(args.config, settings, seed), args.utkface, args.fgnet)
+                found = {**key, "job_seconds": seconds, **scores_of(project)}
+                with open(log, "a") as out:
+                    out.write(json.dumps(found) + "\n")
+            runs.append(found)
+    print(f"\n{len(runs)} runs of full_job with {args.config} (UTKFace {args.utkface}, FG-NET {args.fgnet})")
+    for run in runs:
+        print(f"- {run['name']}, seed {run['seed']}: {run['settings']}, whole job {run['job_seconds'] / 60:.0f} min")
+    print_tables(runs)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
