@@ -23,6 +23,10 @@ What each number measures (all at `--input-size`, batch `--batch-size`, the `see
 - pipeline alone: `input.batches(..., shuffle=True, augment=True)` iterated with no model, `--pipeline-batches`
   batches after `--warmup` (reading each batch to numpy is left out: the iteration pulls tensors only), median over
   runs.
+- loader + model: `model.fit` on `loader.TrainingBatches(train files, shuffle=True, augment=True)`, the
+  backend-neutral input (a Keras PyDataset, `--loader-workers` threads), here on the TensorFlow backend.
+- loader alone: the same PyDataset's batches fetched by a pool of `--loader-workers` threads in batch order, as
+  Keras' `fit` fetches them, no model; `--pipeline-batches` batches after `--warmup`, median over runs.
 - CPU ms/image: this process's CPU seconds (all its threads: the model's and tf.data's) per timed image. The
   "ratio (CPU)" is in-memory CPU ms/image / this mode's: the rate ratio to expect when the model already keeps
   every core busy (as here: the seed network saturates 2 cores), since the input's CPU then comes out of the
@@ -30,7 +34,7 @@ What each number measures (all at `--input-size`, batch `--batch-size`, the `see
 
 Targets (from the issue): pipeline + model >= 95 % of in-memory + model; and the pipeline alone far faster than
 the model trains on this CPU: pipeline-alone images/s over in-memory training images/s, taken as met at >= 10x
-(and the same per CPU second).
+(and the same per CPU second). Issue 17: the loader alone >= 10x the in-memory training rate, in the same run.
 
 `--variants [NAME ...]` also times, in the same runs, pipelines built here from the package's parts but changed
 one way each (experiments, not the package's code), with the model and alone:
@@ -151,6 +155,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="scale the seed network's filters (1.0: the paper's 64..1024; for quick checks only)",
     )
     parser.add_argument("--pipeline-batches", type=int, default=60, help="timed batches of the pipeline alone")
+    parser.add_argument("--loader-workers", type=int, default=4, help="threads of the backend-neutral loader")
     parser.add_argument(
         "--variants",
         nargs="*",
@@ -285,6 +290,44 @@ def pipeline_dataset(
     return records.map(pair, num_parallel_calls=inp.AUTOTUNE).prefetch(inp.AUTOTUNE).repeat()
 
 
+def loader_batches(files: list[str], input_size: int, batch_size: int, training, workers: int):
+    """The backend-neutral loader as `training.train` makes it for a backend other than TensorFlow."""
+    from agenet_pipeline.model.loader import TrainingBatches
+
+    return TrainingBatches(
+        files,
+        input_size,
+        batch_size,
+        shuffle=True,
+        augment=True,
+        seed=training.seed,
+        label_sigma=training.label_sigma,
+        workers=workers,
+    )
+
+
+class ThreadedBatches:
+    """Batches of a PyDataset in order, fetched by `workers` threads, at most 2 x `workers` ahead (as `fit` does)."""
+
+    def __init__(self, dataset, workers: int):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.dataset, self.workers, self.pool = dataset, workers, ThreadPoolExecutor(workers)
+
+    def __iter__(self):
+        from collections import deque
+
+        while True:
+            pending = deque()
+            for index in range(len(self.dataset)):
+                pending.append(self.pool.submit(self.dataset.__getitem__, index))
+                if len(pending) > 2 * self.workers:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+            self.dataset.on_epoch_end()
+
+
 def time_fit(model, data, warmup: int, steps: int, batch_size: int) -> dict:
     timer = _BatchTimer(warmup)
     model.fit(data, epochs=1, steps_per_epoch=warmup + steps, verbose=0, callbacks=[timer])
@@ -329,8 +372,15 @@ def main(argv: list[str] | None = None) -> int:
             train_files, args.input_size, args.batch_size, training, variant, args.crop_size
         )
 
-    modes = {"pipeline": maker("package"), "in-memory": lambda: memory}
-    alone_modes = {"pipeline alone": "package", "pipeline alone, no augmentation": "no-augmentation"}
+    def loader():
+        return loader_batches(train_files, args.input_size, args.batch_size, training, args.loader_workers)
+
+    modes = {"pipeline": maker("package"), "in-memory": lambda: memory, "loader": loader}
+    alone_modes = {
+        "pipeline alone": "package",
+        "pipeline alone, no augmentation": "no-augmentation",
+        "loader alone": "loader",
+    }
     if args.variants is not None:
         chosen = args.variants or list(VARIANTS)
         modes |= {variant: maker(variant) for variant in chosen}
@@ -362,7 +412,8 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
         for name, variant in alone_modes.items():
-            result = time_pipeline_alone(maker(variant)(), args.warmup, args.pipeline_batches, args.batch_size)
+            batches = ThreadedBatches(loader(), args.loader_workers) if variant == "loader" else maker(variant)()
+            result = time_pipeline_alone(batches, args.warmup, args.pipeline_batches, args.batch_size)
             alone[name].append(result)
             print(
                 f"  run {run + 1}: {name:<34} {result['images_per_s']:7.1f} img/s  "
@@ -385,6 +436,7 @@ def main(argv: list[str] | None = None) -> int:
     labels = {
         "pipeline": "pipeline + model (input.batches, shuffle and augment)",
         "in-memory": "in-memory tensors + model (the floor)",
+        "loader": "loader + model (loader.TrainingBatches, a PyDataset, shuffle and augment)",
         **{v: f"{text} + model" for v, text in VARIANTS.items()},
     }
     print(
@@ -421,6 +473,14 @@ def main(argv: list[str] | None = None) -> int:
         f"{alone_rate / memory_rate:.1f}x the in-memory training rate ({memory_rate:.1f} img/s); per CPU second "
         f"{memory_cpu / alone_cpu:.1f}x -> {'met' if alone_rate >= 10 * memory_rate else 'NOT met'} "
         f"(taking 'far' as >= 10x)"
+    )
+    loader_rate = med(alone["loader alone"], "images_per_s")
+    loader_cpu = med(alone["loader alone"], "cpu_ms_per_image")
+    print(
+        f"Issue 17, the backend-neutral loader alone >= 10x the seed network's training rate: {loader_rate:.0f} "
+        f"img/s = {loader_rate / memory_rate:.1f}x the in-memory training rate ({memory_rate:.1f} img/s; "
+        f"{args.loader_workers} threads); per CPU second {memory_cpu / loader_cpu:.1f}x -> "
+        f"{'met' if loader_rate >= 10 * memory_rate else 'NOT met'}"
     )
     print(f"Timed part: {time.perf_counter() - started:.0f} s")
     print(f"\nCommand: {command}")

@@ -7,9 +7,10 @@ import tempfile
 import threading
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import polars as pl
-import pyarrow.parquet as pq
+if TYPE_CHECKING:  # Parquet is imported where it is written: training imports this module where polars is absent
+    import polars as pl
 
 _umask_lock = threading.Lock()
 
@@ -59,6 +60,8 @@ def write_bytes(path: Path, content: bytes | str) -> Path:
 
 def write_parquet(frame: pl.DataFrame, path: Path, metadata: dict[bytes, bytes] | None = None) -> Path:
     """`frame` as zstd Parquet, with `metadata` added to the schema's key-value metadata."""
+    import pyarrow.parquet as pq
+
     table = frame.to_arrow()
     if metadata:
         table = table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata})

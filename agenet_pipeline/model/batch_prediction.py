@@ -1,4 +1,6 @@
-"""Running a trained network over TFRecord files: bin probabilities with the keys of the rows they belong to."""
+"""Running a trained network over TFRecord files: bin probabilities with the keys of the rows they belong to.
+
+The files are read with `tf.data` on the TensorFlow backend, with `model.loader` on the others."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ import polars as pl
 
 from agenet_pipeline.core.ages import SEED_BINS, AgeBins
 from agenet_pipeline.core.datasets import BY_ID
-from agenet_pipeline.model.input import examples
+from agenet_pipeline.model.devices import uses_tf_data
 
 KEY_SCHEMA = {"dataset": pl.String, "row": pl.Int64, "bin": pl.Int64, "age": pl.Float64, "split": pl.String}
 
@@ -20,9 +22,9 @@ def predict_files(model: keras.Model, files: Sequence[str], batch_size: int = 64
     """(a table of dataset, row, bin, age per example, their bin probabilities), in the same order."""
     input_size = model.input_shape[1]
     keys, probabilities = [], []
-    for batch in examples(files, input_size, batch_size):
-        probabilities.append(model.predict_on_batch(batch["image"]))
-        keys.append({k: batch[k].numpy() for k in ("dataset", "row", "bin", "age")})
+    for batch in example_batches(files, input_size, batch_size):
+        probabilities.append(keras.ops.convert_to_numpy(model.predict_on_batch(batch["image"])))
+        keys.append({k: np.asarray(batch[k]) for k in ("dataset", "row", "bin", "age")})
     if not keys:
         return pl.DataFrame(schema={k: v for k, v in KEY_SCHEMA.items() if k != "split"}), np.zeros(
             (0, model.output_shape[-1]), np.float32
@@ -32,6 +34,17 @@ def predict_files(model: keras.Model, files: Sequence[str], batch_size: int = 64
         pl.col("dataset").replace_strict(BY_ID, return_dtype=pl.String), pl.col("age").cast(pl.Float64)
     )
     return table, np.concatenate(probabilities)
+
+
+def example_batches(files: Sequence[str], input_size: int, batch_size: int):
+    """Batches of dicts (image, bin, age, dataset, row) in file order, read by the backend's input path."""
+    if uses_tf_data():
+        from agenet_pipeline.model.input import examples
+
+        return examples(files, input_size, batch_size)
+    from agenet_pipeline.model.loader import example_batches as loader_batches
+
+    return loader_batches(files, input_size, batch_size)
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,8 @@
 """Training: Adam, categorical cross-entropy, early stopping, a checkpoint each epoch, resumable.
 
-The same code trains on the CPU, one GPU, or several (a MirroredStrategy), chosen by what TensorFlow sees.
+The same code trains with any Keras backend (`KERAS_BACKEND`: tensorflow, the default, jax or torch), on the
+CPU, one GPU or several (`model.devices`). TensorFlow reads the shards with `tf.data` (`model.input`); the other
+backends with a PyDataset (`model.loader`), so that they train where TensorFlow is not installed.
 """
 
 from __future__ import annotations
@@ -13,11 +15,17 @@ from pathlib import Path
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from agenet_pipeline.core.files import atomic_path, write_bytes
 from agenet_pipeline.model.architecture import ModelConfig, build_model
-from agenet_pipeline.model.input import batches
+from agenet_pipeline.model.devices import (
+    accelerators,
+    data_parallel,
+    distribution_scope,
+    precision_policy,
+    uses_tf_data,
+    without_tensorflow,
+)
 from agenet_pipeline.model.metrics import OneOffAccuracy
 
 
@@ -34,7 +42,9 @@ class TrainingConfig:
     seed: int = 0
     augment: bool = True
     label_sigma: float | None = None
-    mixed_precision: bool = False
+    mixed_precision: bool = False  # on a GPU: bfloat16 compute where it has it, else float16
+    data_parallel: bool | None = None  # split batches over devices (None: when several GPUs are seen)
+    loader_workers: int = 4  # threads decoding batches, for backends other than TensorFlow
     lr_plateau_patience: int | None = None  # epochs without improvement before the learning rate is cut to 0.3x
 
 
@@ -58,11 +68,6 @@ def check_training_set(bin_counts: Mapping[int, int], bins: int) -> None:
             f"the training split has only one age bin ({present[0]}) in {bins}: "
             "a classifier needs examples of at least two bins"
         )
-
-
-def _strategy() -> tf.distribute.Strategy:
-    gpus = tf.config.list_logical_devices("GPU")
-    return tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
 
 
 class _FailOnNaN(keras.callbacks.Callback):
@@ -92,6 +97,7 @@ class EpochBackup(keras.callbacks.BackupAndRestore):
 
 def save_model(model: keras.Model, path: Path) -> Path:
     """The network as a `.keras` file, written whole or not at all."""
+    without_tensorflow()
     with atomic_path(path, suffix=".keras") as tmp:
         model.save(tmp)
     return path
@@ -108,48 +114,33 @@ def train(
     """Train from TFRecord files; an interrupted call with the same `checkpoint_dir` resumes at its last epoch."""
     if not validation_files:
         raise TrainingError("no validation files: early stopping needs a validation split")
+    without_tensorflow()
     keras.utils.set_random_seed(config.seed)
-    keras.mixed_precision.set_global_policy(
-        "mixed_float16" if config.mixed_precision and tf.config.list_logical_devices("GPU") else "float32"
-    )
-    train_data = batches(
-        train_files,
-        model_config.input_size,
-        config.batch_size,
-        shuffle=True,
-        augment=config.augment,
-        seed=config.seed,
-        label_sigma=config.label_sigma,
-    )
-    validation_data = batches(
-        validation_files, model_config.input_size, config.batch_size, label_sigma=config.label_sigma
-    )
-    with _strategy().scope():
-        model = build_model(model_config)
-        model.compile(
-            optimizer=keras.optimizers.Adam(config.learning_rate),
-            loss="categorical_crossentropy",
-            metrics=[keras.metrics.CategoricalAccuracy(name="accuracy"), OneOffAccuracy()],
-        )
-
+    devices = accelerators()
+    keras.mixed_precision.set_global_policy(precision_policy(config.mixed_precision, devices))
+    resumed = resumed_epoch(checkpoint_dir / "backup")
+    train_data, validation_data = training_batches(model_config, config, train_files, validation_files, resumed)
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     backup = EpochBackup(str(checkpoint_dir / "backup"), save_freq="epoch")
     stopping = keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience, restore_best_weights=True)
     if config.lr_plateau_patience:
         plateau = keras.callbacks.ReduceLROnPlateau(factor=0.3, patience=config.lr_plateau_patience, min_lr=1e-5)
         callbacks = [plateau, *callbacks]
-    resumed = resumed_epoch(checkpoint_dir / "backup")
-    history = model.fit(
-        train_data,
-        validation_data=validation_data,
-        epochs=config.max_epochs,
-        verbose=2,
-        callbacks=[backup, stopping, _FailOnNaN(), *callbacks],
-    )
+    try:
+        with distribution_scope(data_parallel(config.data_parallel, devices)):
+            model = compiled_model(model_config, config)
+            history = model.fit(
+                train_data,
+                validation_data=validation_data,
+                epochs=config.max_epochs,
+                verbose=2,
+                callbacks=[backup, stopping, _FailOnNaN(), *callbacks],
+            )
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
     losses = history.history.get("val_loss", [])
     if not losses or not all(math.isfinite(v) for v in losses):
         raise TrainingError(f"validation loss is not finite ({losses}): training diverged")
-    keras.mixed_precision.set_global_policy("float32")
     # Saved and registered copies then carry no project code (the one-off metric), so they load anywhere.
     model.compile(loss="categorical_crossentropy")
     return TrainingResult(
@@ -158,6 +149,41 @@ def train(
         epochs=resumed + len(losses),
         resumed_at_epoch=resumed,
         best_epoch=resumed + int(np.argmin(losses)) + 1,
+    )
+
+
+def compiled_model(model_config: ModelConfig, config: TrainingConfig) -> keras.Model:
+    model = build_model(model_config)
+    model.compile(
+        optimizer=keras.optimizers.Adam(config.learning_rate),
+        loss="categorical_crossentropy",
+        metrics=[keras.metrics.CategoricalAccuracy(name="accuracy"), OneOffAccuracy()],
+    )
+    return model
+
+
+def training_batches(
+    model_config: ModelConfig,
+    config: TrainingConfig,
+    train_files: Sequence[str],
+    validation_files: Sequence[str],
+    epoch: int = 0,
+):
+    """(training, validation) batches: `tf.data` on TensorFlow, a PyDataset on the other backends (starting its
+    seeded order at `epoch`, where a resumed run starts)."""
+    if uses_tf_data():
+        from agenet_pipeline.model.input import batches
+
+        loader = {}
+    else:
+        from agenet_pipeline.model.loader import TrainingBatches as batches
+
+        loader = {"epoch": epoch, "workers": config.loader_workers}
+    size, batch = model_config.input_size, config.batch_size
+    shuffled = {"shuffle": True, "augment": config.augment, "seed": config.seed}
+    return (
+        batches(train_files, size, batch, label_sigma=config.label_sigma, **shuffled, **loader),
+        batches(validation_files, size, batch, label_sigma=config.label_sigma, **loader),
     )
 
 

@@ -28,7 +28,7 @@ from agenet_pipeline.demo.synthetic_faces import draw_face
 from agenet_pipeline.faces.detector import BLAZEFACE_SHORT_RANGE_SHA256, resolve_model
 from agenet_pipeline.faces.settings import FaceSettings
 from agenet_pipeline.serving.pyfunc import FACE_DETECTOR, KERAS_MODEL, OUTPUT_COLUMNS, AgeNetModel
-from agenet_pipeline.tracking.runs import pinned_requirements
+from agenet_pipeline.tracking.runs import backend_package, model_backend, pinned_requirements
 
 PACKAGE = Path(__file__).resolve().parents[1]
 SERVING_CODE = (
@@ -45,7 +45,15 @@ SERVING_CODE = (
     "serving/predictor.py",
     "serving/pyfunc.py",
 )
-SERVING_PACKAGES = ("mlflow", "tensorflow", "keras", "mediapipe", "opencv-contrib-python", "numpy", "pandas", "pillow")
+SERVING_PACKAGES = (
+    "mlflow",
+    "keras",
+    "mediapipe",
+    "opencv-contrib-python",
+    "numpy",
+    "pandas",
+    "pillow",
+)  # + the backend
 
 
 def serving_signature() -> ModelSignature:
@@ -101,9 +109,10 @@ def log_serving_model(
                 "bins": bins.name,
                 "faces": asdict(settings or FaceSettings()),
                 "face_detector_sha256": BLAZEFACE_SHORT_RANGE_SHA256,
+                "keras_backend": model_backend(),
             },
             signature=serving_signature(),
             input_example=_request_example(),
-            pip_requirements=pinned_requirements(*SERVING_PACKAGES),
+            pip_requirements=pinned_requirements(backend_package(), *SERVING_PACKAGES),
             registered_model_name=registered_name,
         )

@@ -72,9 +72,12 @@ OUTPUT_COLUMNS = {
 
 class AgeNetModel(mlflow.pyfunc.PythonModel):
     def load_context(self, context) -> None:
+        config = context.model_config
+        # The backend its requirements pin, unless the process chose one or has already imported Keras (whose
+        # backend then loads the file: a .keras file loads on every backend).
+        os.environ.setdefault("KERAS_BACKEND", config.get("keras_backend", "tensorflow"))
         import keras
 
-        config = context.model_config
         network = keras.models.load_model(context.artifacts[KERAS_MODEL], compile=False)
         detector = FaceDetector(resolve_model(context.artifacts[FACE_DETECTOR], config["face_detector_sha256"]))
         self.predictor = AgePredictor(

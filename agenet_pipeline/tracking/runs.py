@@ -94,6 +94,17 @@ def pinned_requirements(*packages: str) -> list[str]:
     return [f"{package}=={version(package)}" for package in packages]
 
 
+def model_backend() -> str:
+    """The Keras backend in use (`KERAS_BACKEND`): the one a logged model's requirements pin."""
+    return keras.backend.backend()
+
+
+def backend_package() -> str:
+    """The package of the Keras backend in use, which a logged model needs beside Keras: a GPU worker training on
+    JAX has no TensorFlow to pin."""
+    return {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}[model_backend()]
+
+
 def log_network(model: keras.Model, input_size: int, bins: int) -> None:
     """Log the Keras network to the active run as `model` (with a signature: `input_example` crashes the Keras
     flavour)."""
@@ -101,7 +112,7 @@ def log_network(model: keras.Model, input_size: int, bins: int) -> None:
         model,
         name="model",
         signature=signature(input_size, bins),
-        pip_requirements=pinned_requirements("mlflow", "tensorflow", "keras", "numpy"),
+        pip_requirements=pinned_requirements("mlflow", backend_package(), "keras", "numpy"),
     )
 
 

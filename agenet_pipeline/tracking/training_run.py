@@ -90,7 +90,7 @@ def tracked_training(
             checkpoint_dir,
             callbacks=[EpochMetrics()],
         )
-        mlflow.log_params({"resumed_at_epoch": result.resumed_at_epoch})
+        mlflow.log_params({"resumed_at_epoch": result.resumed_at_epoch, "keras_backend": keras.backend.backend()})
         mlflow.log_metrics({"epochs": result.epochs, "best_epoch": result.best_epoch})
         keys, probabilities = predict_files(result.model, data.test_files)
         test_scores = score(probabilities, keys["age"].to_numpy())
@@ -115,6 +115,7 @@ class TrainedModel:
     record: ModelRecord
     constant_guess: Scores  # the best constant answers, on the same test rows
     data_tags: Mapping[str, str]  # data.synthetic and the datasets' rows
+    backend: str  # the Keras backend it was trained with
 
 
 def train_and_record(
@@ -141,4 +142,6 @@ def train_and_record(
         datasets=list(data.datasets),
     )
     record.save(home.model_record_path(name))
-    return TrainedModel(run, record, constant_guess(data.train_ages, data.test_ages), data.provenance_tags)
+    return TrainedModel(
+        run, record, constant_guess(data.train_ages, data.test_ages), data.provenance_tags, keras.backend.backend()
+    )

@@ -1,9 +1,12 @@
 """Training assets: the preliminary model, the IMDB subset it cleans, and the registered age model.
 
 TensorFlow, Keras and MLflow are imported inside the assets: every Dagster step process imports this module,
-and only the training steps need them.
+and only the training steps need them. The Keras backend is the step process's `KERAS_BACKEND` (tensorflow by
+default; jax or torch train without TensorFlow): Keras is imported when Dagster loads the definitions, before any
+run config is read, so the backend is chosen in the environment of `dagster dev` or of the worker.
 """
 
+import sys
 from contextlib import contextmanager
 
 import polars as pl
@@ -57,7 +60,15 @@ class ModelTrainingConfig(Config):
     label_sigma: float | None = Field(
         default=None, description="Train on a label distribution this many years wide (recommended: 3; seed: none)"
     )
-    mixed_precision: bool | None = Field(default=None, description="float16 compute on a GPU (off)")
+    mixed_precision: bool | None = Field(
+        default=None, description="On a GPU, bfloat16 compute where it has it, else float16 (off)"
+    )
+    data_parallel: bool | None = Field(
+        default=None, description="Split each batch over the devices (default: when more than one GPU is seen)"
+    )
+    loader_workers: int | None = Field(
+        default=None, description="Threads decoding batches on the JAX and PyTorch backends (4)"
+    )
 
     def recipe_with_changes(self):
         from agenet_pipeline.model.recipes import recipe_with_changes
@@ -95,6 +106,8 @@ def _trained_metadata(trained) -> dict:
         "epochs": run.result.epochs,
         "best epoch": run.result.best_epoch,
         "resumed at epoch": run.result.resumed_at_epoch,
+        "keras backend": trained.backend,
+        "tensorflow loaded": "tensorflow" in sys.modules,  # false: trained as where TensorFlow is not installed
         "mlflow run id": run.run_id,
         "mlflow tracking uri": uri,
         "mlflow ui": MetadataValue.text(f"mlflow ui --backend-store-uri {uri}"),
