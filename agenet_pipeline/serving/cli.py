@@ -138,16 +138,24 @@ def predict_with_bundle(args: argparse.Namespace) -> None:
 
 def write_rows(rows: list[dict], names: list[str], output: Path | None) -> None:
     """Rows as CSV (on stdout without `output`) or as a JSON array of row objects, with the standard library."""
-    import csv
     import json
 
     if output and output.suffix.lower() == ".json":
         output.write_text(json.dumps([{name: row.get(name) for name in names} for row in rows], indent=1))
         return
-    with open(output, "w", newline="") if output else open(sys.stdout.fileno(), "w", closefd=False) as stream:
-        writer = csv.DictWriter(stream, names, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
+    if output is None:
+        _write_csv(rows, names, sys.stdout)
+        return
+    with open(output, "w", newline="") as stream:
+        _write_csv(rows, names, stream)
+
+
+def _write_csv(rows: list[dict], names: list[str], stream) -> None:
+    import csv
+
+    writer = csv.DictWriter(stream, names, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
 
 
 def export(args: argparse.Namespace) -> None:
