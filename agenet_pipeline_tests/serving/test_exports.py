@@ -4,6 +4,7 @@ Parity needs a network that decides: the registry's network is untrained, its tw
 thousandths apart, so that an int8 rounding flips its top bin on about one photo in seven (measured: 86% on 298
 UTKFace photos) whatever the converter does. Each parity test trains a copy for a few seconds on network inputs
 made by the served model's path, exports it, and compares the exports with it on other photos.
+The champion exported by the command is conftest's `bundle`.
 """
 
 import csv
@@ -49,16 +50,6 @@ def champion(registry) -> ServingParts:
     mlflow.set_tracking_uri(registry.uri)
     mlflow.set_registry_uri(registry.uri)
     return serving_parts("models:/agenet@champion")
-
-
-@pytest.fixture(scope="module")
-def bundle(registry, tmp_path_factory) -> Path:
-    """The champion exported by the command, calibrated on drawn faces."""
-    folder = tmp_path_factory.mktemp("export")
-    calibration = [str(path) for path, _ in drawn_photos(folder / "calibration", 12, seed=3)]
-    args = ["export", "--tracking-uri", registry.uri, "--output", str(folder / "bundle"), "--calibration"]
-    assert main([*args, *calibration]) == 0
-    return folder / "bundle"
 
 
 def test_export_writes_every_format_with_its_contract_and_logs_it(registry, bundle):
