@@ -17,6 +17,7 @@ from agenet_pipeline.core.files import write_bytes, write_parquet
 from agenet_pipeline.core.home import Home
 from agenet_pipeline.datasets.splits import content_hash
 from agenet_pipeline.evaluation import report as markdown
+from agenet_pipeline.evaluation.model_card import HEADLINE_TAG, headline, model_card
 from agenet_pipeline.evaluation.scores import Evaluation, evaluate
 from agenet_pipeline.model.batch_prediction import Predictions, predict_sets
 from agenet_pipeline.model.records import shard_files, shard_name
@@ -112,6 +113,7 @@ class ModelEvaluation:
     images: dict[str, bytes]
     folder: Path
     report_path: Path
+    card: str
 
     def text(self, images_inline: bool = False) -> str:
         link = markdown.inline(self.images) if images_inline else markdown.linked_files
@@ -155,6 +157,15 @@ def evaluate_model(home: Home, settings: EvaluationSettings = EvaluationSettings
             "these test rows may include images it trained on; train it again on the current splits"
         )
     folder = home.report_folder(MODEL, "report")
+    run = client.get_run(record.run_id).data
+    card = model_card(
+        str(record.registered_model),
+        str(record.version),
+        run.params,
+        run.tags,
+        run.metrics | _run_metrics(evaluation),
+        evaluation,
+    )
     result = ModelEvaluation(
         record,
         evaluation,
@@ -164,8 +175,10 @@ def evaluate_model(home: Home, settings: EvaluationSettings = EvaluationSettings
         images,
         folder,
         folder / "report.md",
+        card,
     )
     write_bytes(result.report_path, result.text())
+    write_bytes(folder / "model_card.md", card)
     for name, png in images.items():
         write_bytes(folder / name, png)
     write_parquet(predictions.table(), folder / "predictions.parquet")
@@ -178,7 +191,10 @@ def evaluate_model(home: Home, settings: EvaluationSettings = EvaluationSettings
         folder,
         "evaluation",
         _run_metrics(evaluation),
-        {"evaluation.test_split": split_name(hashes)},
+        {
+            "evaluation.test_split": split_name(hashes),
+            HEADLINE_TAG: headline(str(record.version), run.tags, evaluation),
+        },
     )
     return result
 

@@ -192,13 +192,17 @@ def webcam(args: argparse.Namespace) -> None:
 
 
 def models(args: argparse.Namespace) -> None:
-    from agenet_pipeline.tracking.registry import model_versions
+    from agenet_pipeline.tracking.registry import card_headlines, model_versions
 
     _use_store(args.tracking_uri)
     versions = model_versions(args.name)
     if not versions:
         raise CommandError(f"no registered model {args.name!r} in {tracking_uri(args.tracking_uri)}")
     print(text_table(versions))
+    headlines = card_headlines(args.name)
+    if headlines:
+        print("\nModel cards (evaluation/model_card.md in each version's run):")
+        print("\n".join(headlines.values()))
     synthetic = [row["version"] for row in versions if row["synthetic"] == "true"]
     if synthetic:
         print(SYNTHETIC_WARNING.format(model=f"version(s) {', '.join(synthetic)}", datasets="demo"), file=sys.stderr)
