@@ -299,3 +299,19 @@ def export_model(
 
         MlflowClient().log_artifacts(version.run_id, str(output), f"exports/{output.name}")
     return manifest
+
+
+def export_version(home: Home, tracking_uri: str, registered_name: str) -> tuple[Path, dict]:
+    """The bundle of the version the age model registered, in `<home>/exports/<name>-v<version>` (written again
+    when it is there), logged to its MLflow run; the folder and the manifest."""
+    from agenet_pipeline.evaluation.model_report import MODEL, model_record
+    from agenet_pipeline.tracking.store import connect
+
+    record = model_record(home)
+    if record.version is None or record.registered_model != registered_name:
+        raise ValueError(f"{home.model_record_path(MODEL)} names no version of {registered_name!r} to export")
+    connect(tracking_uri)
+    folder = home.root / "exports" / f"{registered_name}-v{record.version}"
+    if folder.exists():
+        shutil.rmtree(folder)
+    return folder, export_model(f"models:/{registered_name}/{record.version}", folder, home=home)
