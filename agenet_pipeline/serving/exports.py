@@ -213,7 +213,8 @@ The int8 TFLite network is quantised inside; its input and output are float32 to
 2. Detect faces with `{DETECTOR_FILE}` (MediaPipe BlazeFace short range, MediaPipe Tasks FaceDetector). Keep a face
    when its score is at least {settings["min_score"]} and its longer side at least {settings["min_face_size"]} pixels.
 3. Crop a square centred on the face's box, its side the box's longer side plus {settings["margin"]} of it on each
-   side; parts outside the photo are black. Resize it to {settings["crop_size"]} x {settings["crop_size"]} (bilinear).
+   side; parts outside the photo are black. Resize it to {settings["crop_size"]} pixels a side: bilinear, after an
+   area-averaging shrink by a whole factor when the square is over twice that size.
 4. Encode that crop as JPEG quality {settings["jpeg_quality"]}, decode it again, and resize to {size} x {size}
    (area averaging; libjpeg's reduced-size decoding when {settings["crop_size"]} is 2, 4 or 8 times {size}).
 
