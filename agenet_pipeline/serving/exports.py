@@ -116,11 +116,26 @@ def _tflite(saved_model: Path, kind: str, calibration: np.ndarray | None) -> byt
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_types = [tf.float16]
     elif kind == "tflite_int8":
-        if calibration is None or not len(calibration):
-            raise ValueError("the int8 TFLite network needs calibration crops")
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = lambda: ([crop[None]] for crop in calibration)
+        return _int8(converter, calibration)
     return converter.convert()
+
+
+def _int8(converter, calibration: np.ndarray | None) -> bytes:
+    """Int8 weights and activations calibrated on `calibration`, but the softmax in float32: an int8 softmax answers
+    in steps of 1/256, which turns two bins closer than that into a tie (measured: the top bin flipped on 3% of
+    drawn test faces, every flip a margin under 0.006)."""
+    import tensorflow as tf
+
+    if calibration is None or not len(calibration):
+        raise ValueError("the int8 TFLite network needs calibration crops")
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = lambda: ([crop[None]] for crop in calibration)
+    debugger = tf.lite.experimental.QuantizationDebugger(
+        converter=converter,
+        debug_dataset=converter.representative_dataset,
+        debug_options=tf.lite.experimental.QuantizationDebugOptions(denylisted_ops=["SOFTMAX"]),
+    )
+    return debugger.get_nondebug_quantized_model()
 
 
 def write_networks(network, folder: Path, kinds: Sequence[str], calibration: np.ndarray | None) -> dict[str, str]:

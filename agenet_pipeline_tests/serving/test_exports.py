@@ -159,7 +159,8 @@ def exported_parity(champion: ServingParts, train, test, folder: Path) -> dict[s
     network.set_weights(champion.network.get_weights())
     network.compile(keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy")
     pixels, ages = network_inputs(champion, train)
-    network.fit(pixels, SEED_BINS.index(ages), epochs=30, batch_size=32, verbose=0)
+    keras.utils.set_random_seed(0)
+    network.fit(pixels, SEED_BINS.index(ages), epochs=60, batch_size=32, verbose=0)
     parts = ServingParts(network, champion.detector, champion.detector_sha256, champion.bins, champion.settings)
     bundle = Bundle(folder, export_bundle(parts, folder, calibration=pixels))
     pixels, ages = network_inputs(champion, test)
@@ -185,8 +186,8 @@ def assert_parity(found: dict[str, dict[str, float]]) -> None:
 
 
 def test_exports_agree_with_keras_on_drawn_faces(champion, tmp_path):
-    train = drawn_photos(tmp_path / "train", 160, seed=1)
-    test = drawn_photos(tmp_path / "test", 100, seed=2)
+    train = drawn_photos(tmp_path / "train", 400, seed=1)
+    test = drawn_photos(tmp_path / "test", 300, seed=2)
     assert_parity(exported_parity(champion, train, test, tmp_path / "bundle"))
 
 
