@@ -74,6 +74,7 @@ full_job = define_asset_job(
 exports_job = define_asset_job(
     "exports_job",
     selection=AssetSelection.groups(exports.GROUP),
+    config=full_job_config(EXPORT_ASSETS),
     description="The registered age model's version as TFLite, ONNX and SavedModel, with its bundle (after full_job).",
 )
 JOBS = [data_job, training_job, full_job, exports_job, sweep_job]
