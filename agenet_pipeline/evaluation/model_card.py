@@ -1,6 +1,6 @@
 """The model card of a registered version: what it was trained on, how well it does and on whom worse, and what it
 is for. Written with the evaluation report, logged to the version's run (`evaluation/model_card.md`); its headline
-is a tag of the run (`model_card.headline`) that `agenet models` prints."""
+is a tag of the run (`tracking.registry.CARD_HEADLINE_TAG`) that `agenet models` prints."""
 
 from __future__ import annotations
 

@@ -17,7 +17,7 @@ from agenet_pipeline.core.files import write_bytes, write_parquet
 from agenet_pipeline.core.home import Home
 from agenet_pipeline.datasets.splits import content_hash
 from agenet_pipeline.evaluation import report as markdown
-from agenet_pipeline.evaluation.model_card import HEADLINE_TAG, headline, model_card
+from agenet_pipeline.evaluation.model_card import headline, model_card
 from agenet_pipeline.evaluation.scores import Evaluation, evaluate
 from agenet_pipeline.model.batch_prediction import Predictions, predict_sets
 from agenet_pipeline.model.records import shard_files, shard_name
@@ -31,6 +31,7 @@ from agenet_pipeline.tracking.champion import (
     split_name,
     split_of_run,
 )
+from agenet_pipeline.tracking.registry import CARD_HEADLINE_TAG
 from agenet_pipeline.tracking.runs import ModelRecord, log_report
 from agenet_pipeline.tracking.store import connect
 
@@ -193,7 +194,7 @@ def evaluate_model(home: Home, settings: EvaluationSettings = EvaluationSettings
         _run_metrics(evaluation),
         {
             "evaluation.test_split": split_name(hashes),
-            HEADLINE_TAG: headline(str(record.version), run.tags, evaluation),
+            CARD_HEADLINE_TAG: headline(str(record.version), run.tags, evaluation),
         },
     )
     return result
