@@ -38,7 +38,8 @@ FORMATS = {
     "onnx": ("onnx",),
     "saved_model": ("saved_model",),
 }
-# onnxruntime 1.32 runs opsets up to 23; tf2onnx 1.17 (Keras' ONNX exporter for TensorFlow) writes up to 18.
+# The newest opset tf2onnx 1.17 (Keras' ONNX exporter for TensorFlow) writes (its opset table ends at 18; its default
+# is 15); onnxruntime 1.32 runs it.
 ONNX_OPSET = 18
 CALIBRATION_CROPS = 200
 FLOAT_OPS = ["FULLY_CONNECTED", "SOFTMAX"]  # left in float32 in the int8 network (see _int8)
