@@ -14,10 +14,12 @@ from pathlib import Path
 
 import mlflow
 import numpy as np
+import polars as pl
 import pytest
 
 from agenet_pipeline.core.ages import SEED_BINS
 from agenet_pipeline.demo.synthetic_faces import draw_face
+from agenet_pipeline.faces.crop import decode_crop
 from agenet_pipeline.serving.bundle import MANIFEST, Bundle, BundleError
 from agenet_pipeline.serving.cli import main
 from agenet_pipeline.serving.exports import NotAnAgeNetModel, ServingParts, export_bundle, serving_parts
@@ -202,3 +204,26 @@ def test_the_bundle_readme_describes_the_crop_the_network_was_trained_on(bundle)
     readme = (bundle / "README.md").read_text()
     assert f"JPEG quality {manifest['face_settings']['jpeg_quality']}" in readme
     assert f"plus {manifest['face_settings']['margin']} of it on each" in readme
+
+
+def test_int8_calibrates_on_the_usable_training_crops_of_the_versions_datasets(tmp_path):
+    """What `agenet export` calibrates on by default: the training split's face crops in the home, decoded as
+    training decodes them; test rows and rows without a face are left out."""
+    from agenet_pipeline.core.files import write_parquet
+    from agenet_pipeline.core.home import Home
+    from agenet_pipeline.faces.settings import FaceSettings
+    from agenet_pipeline.faces.storage import shard_path, write_shard
+    from agenet_pipeline.serving.exports import training_crops
+
+    home = Home.at(tmp_path)
+    rng = np.random.default_rng(0)
+    crops = [jpeg(draw_face(float(age), rng, 256)) for age in (10, 30, 50, 70)]
+    faces = pl.DataFrame({"row": [0, 1, 2, 3], "status": ["ok", "ok", "no_face", "ok"], "crop_jpeg": crops})
+    write_shard(faces, shard_path(home.faces_folder("utkface"), 0), "test")
+    splits = pl.DataFrame({"dataset": "utkface", "row": [0, 1, 2, 3], "split": ["train", "test", "train", "train"]})
+    write_parquet(splits, home.splits_path)
+    found = training_crops(home, ["utkface"], FaceSettings(), 32)
+    expected = [decode_crop(crops[row], 256, 32) for row in (0, 3)]
+    np.testing.assert_array_equal(found, np.stack(expected).astype(np.float32))
+    with pytest.raises(FileNotFoundError, match="no face shards"):
+        training_crops(home, ["appa_real"], FaceSettings(), 32)
