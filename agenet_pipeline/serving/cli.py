@@ -20,6 +20,12 @@ SYNTHETIC_WARNING = (
 )
 
 
+LIGHT_RUNTIME = (
+    "the light runtime (agenet-lite) runs only `agenet predict --model <bundle folder>`: install agenet-pipeline for "
+    "the rest"
+)
+
+
 class CommandError(Exception):
     """A problem the user can fix; printed without a traceback."""
 
@@ -80,7 +86,6 @@ def predict(args: argparse.Namespace) -> None:
         return predict_with_bundle(args)
     from tqdm import tqdm
 
-    from agenet_pipeline.core.status import NO_FACE, OK
     from agenet_pipeline.serving.photos import OUTPUT_FORMATS, predict_photos, write_table
     from agenet_pipeline.serving.predictor import photo_files
 
@@ -103,20 +108,26 @@ def predict(args: argparse.Namespace) -> None:
 
         annotated = write_annotated(table, files, args.annotate, FaceSettings().max_pixels)
         print(f"{annotated} annotated photos written to {args.annotate}", file=sys.stderr)
-    counts = dict(table.group_by("status").len().iter_rows())
-    faces = counts.pop(OK, 0)
-    no_face = counts.pop(NO_FACE, 0)
+    print(summary(len(files), dict(table.group_by("status").len().iter_rows()), args.output), file=sys.stderr)
+
+
+def summary(files: int, counts: dict[str, int], output: Path | None) -> str:
+    """The closing line of `predict`: faces, files without one, and the rejected files by reason."""
+    from agenet_pipeline.core.status import NO_FACE, OK
+
+    counts = dict(counts)
+    faces, no_face = counts.pop(OK, 0), counts.pop(NO_FACE, 0)
     rejected = ", ".join(f"{n} {reason}" for reason, n in sorted(counts.items())) or "none"
-    print(
-        f"{len(files)} files: {faces} faces, {no_face} files without a face, rejected: {rejected}"
-        + (f"; written to {args.output}" if args.output else ""),
-        file=sys.stderr,
+    return f"{files} files: {faces} faces, {no_face} files without a face, rejected: {rejected}" + (
+        f"; written to {output}" if output else ""
     )
 
 
 def predict_with_bundle(args: argparse.Namespace) -> None:
     """`agenet predict --model <bundle folder>`: the light runtime (ONNX Runtime or LiteRT; no TensorFlow, MLflow or
     Dagster), the same rows and reasons as the served model."""
+    from collections import Counter
+
     from agenet_pipeline.serving.bundle import Bundle, BundleError, columns, predict_files
     from agenet_pipeline.serving.predictor import photo_files
 
@@ -133,7 +144,8 @@ def predict_with_bundle(args: argparse.Namespace) -> None:
     finally:
         predictor.close()
     write_rows(rows, columns(bundle.bins), args.output)
-    print(f"{len(files)} files: {sum(row['status'] == 'ok' for row in rows)} faces", file=sys.stderr)
+    counts = Counter(row["status"] for row in rows)
+    print(summary(len(files), counts, args.output), file=sys.stderr)
 
 
 def write_rows(rows: list[dict], names: list[str], output: Path | None) -> None:
@@ -281,6 +293,9 @@ def main(argv: list[str] | None = None) -> int:
         args.run(args)
     except CommandError as error:
         print(f"agenet {args.command}: {error}", file=sys.stderr)
+        return 1
+    except ModuleNotFoundError as error:  # the light runtime (lite/) installs only what a bundle folder needs
+        print(f"agenet {args.command}: {error.name} is not installed; {LIGHT_RUNTIME}", file=sys.stderr)
         return 1
     return 0
 

@@ -84,3 +84,8 @@ def test_real_photos_get_the_ages_of_the_full_install(light_venv, bundle, regist
     light = light_predict(light_venv, bundle, photos, "--network", network, "--threads", "1")
     assert sum(row[1] == "ok" for row in light) >= 30
     assert_same_answers(light, full_predict(registry, photos, capsys), tolerance)
+
+
+def test_the_commands_that_need_the_full_install_say_so(light_venv):
+    done = subprocess.run([str(light_venv / "bin" / "agenet"), "models"], capture_output=True, text=True, check=False)
+    assert done.returncode == 1 and "is not installed; the light runtime (agenet-lite) runs only" in done.stderr
