@@ -1,11 +1,13 @@
 """The light runtime (`lite/`) in a fresh virtual environment with only its dependencies: no TensorFlow, and the
 same rows, ages and reasons as the full install's `agenet predict` for the same photos.
 
-pip takes the packages from its cache, or from PyPI on a machine that can reach it (about 30 s either way here).
+pip takes the packages from its cache, or from PyPI on a machine that can reach it (about 30 s here). It builds from a
+copy of `lite/` and the package, as pip writes build files into the tree it builds.
 """
 
 import csv
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -24,10 +26,15 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def light_venv(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("lite") / "venv"
+    """A venv with lite[litert] installed from a copy of the sources (pip builds in the source tree)."""
+    parent = tmp_path_factory.mktemp("lite")
+    for name in ("lite", "agenet_pipeline"):
+        shutil.copytree(LITE.parent / name, parent / "src" / name, ignore=shutil.ignore_patterns("__pycache__"))
+    folder = parent / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(folder)], check=True, timeout=120)
     pip = [str(folder / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-    installed = subprocess.run([*pip, f"{LITE}[litert]"], capture_output=True, text=True, timeout=600, check=False)
+    source = parent / "src" / "lite"
+    installed = subprocess.run([*pip, f"{source}[litert]"], capture_output=True, text=True, timeout=600, check=False)
     assert installed.returncode == 0, installed.stdout[-3000:] + installed.stderr[-3000:]
     return folder
 
