@@ -171,13 +171,17 @@ def _write_csv(rows: list[dict], names: list[str], stream) -> None:
 
 
 def export(args: argparse.Namespace) -> None:
+    from mlflow.exceptions import MlflowException
+
     from agenet_pipeline.serving.exports import FORMATS, NotAnAgeNetModel, export_model
 
-    _use_store(args.tracking_uri)
+    uri = _use_store(args.tracking_uri)
     try:
         manifest = export_model(
             args.model, args.output, args.format or tuple(FORMATS), args.calibration, log=not args.no_log
         )
+    except MlflowException as error:
+        raise CommandError(f"cannot export {args.model} from {uri}: {error.message}") from error
     except (NotAnAgeNetModel, FileExistsError, FileNotFoundError, ValueError) as error:
         raise CommandError(str(error)) from error
     print(f"{', '.join(manifest['networks'])} written to {args.output}", file=sys.stderr)

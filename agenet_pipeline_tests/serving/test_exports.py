@@ -112,6 +112,8 @@ def test_exporting_a_model_that_is_not_agenet_names_what_it_lacks(registry, tmp_
         serving_parts(uri)
     assert main(["export", "--tracking-uri", registry.uri, "--model", uri, "--output", str(tmp_path / "b")]) == 1
     assert "is not an AgeNet serving model" in capsys.readouterr().err and not (tmp_path / "b").exists()
+    assert main(["export", "--tracking-uri", registry.uri, "--model", "models:/agenet/99", "--output", "b"]) == 1
+    assert "cannot export models:/agenet/99 from sqlite:" in capsys.readouterr().err
 
 
 def test_a_bundle_answers_as_the_served_model(registry, bundle, photos, capsys):
