@@ -18,6 +18,7 @@ from agenet_pipeline.core.files import write_bytes, write_parquet
 from agenet_pipeline.core.home import Home
 from agenet_pipeline.datasets.splits import EVALUATION, content_hash
 from agenet_pipeline.evaluation import report as markdown
+from agenet_pipeline.evaluation.model_card import headline, model_card
 from agenet_pipeline.evaluation.scores import CHILDREN, OLD, Evaluation, evaluate
 from agenet_pipeline.model.batch_prediction import Predictions, predict_sets
 from agenet_pipeline.model.records import shard_files, shard_name
@@ -31,6 +32,7 @@ from agenet_pipeline.tracking.champion import (
     split_name,
     split_of_run,
 )
+from agenet_pipeline.tracking.registry import CARD_HEADLINE_TAG
 from agenet_pipeline.tracking.runs import ModelRecord, log_report
 from agenet_pipeline.tracking.store import connect
 
@@ -122,6 +124,7 @@ class ModelEvaluation:
     images: dict[str, bytes]
     folder: Path
     report_path: Path
+    card: str
 
     def text(self, images_inline: bool = False) -> str:
         link = markdown.inline(self.images) if images_inline else markdown.linked_files
@@ -169,6 +172,14 @@ def evaluate_model(home: Home, settings: EvaluationSettings = EvaluationSettings
             "these test rows may include images it trained on; train it again on the current splits"
         )
     folder = home.report_folder(MODEL, "report")
+    run = client.get_run(record.run_id).data
+    card = model_card(
+        str(record.registered_model),
+        str(record.version),
+        run.params,
+        run.tags,
+        evaluation,
+    )
     result = ModelEvaluation(
         record,
         evaluation,
@@ -178,8 +189,10 @@ def evaluate_model(home: Home, settings: EvaluationSettings = EvaluationSettings
         images,
         folder,
         folder / "report.md",
+        card,
     )
     write_bytes(result.report_path, result.text())
+    write_bytes(folder / "model_card.md", card)
     for name, png in images.items():
         write_bytes(folder / name, png)
     write_parquet(predictions.table(), folder / "predictions.parquet")
@@ -192,7 +205,10 @@ def evaluate_model(home: Home, settings: EvaluationSettings = EvaluationSettings
         folder,
         "evaluation",
         _run_metrics(evaluation),
-        {"evaluation.test_split": split_name(hashes)},
+        {
+            "evaluation.test_split": split_name(hashes),
+            CARD_HEADLINE_TAG: headline(str(record.version), run.tags, evaluation),
+        },
     )
     return result
 

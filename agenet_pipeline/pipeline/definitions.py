@@ -5,7 +5,7 @@ from dagster import Definitions
 from agenet_pipeline.pipeline.assets import faces, labels
 from agenet_pipeline.pipeline.automation import dataset_change_sensor, retraining_schedule
 from agenet_pipeline.pipeline.execution import home_locking_executor
-from agenet_pipeline.pipeline.jobs import FULL_JOB_ASSETS, JOBS
+from agenet_pipeline.pipeline.jobs import EXPORT_ASSETS, FULL_JOB_ASSETS, JOBS
 from agenet_pipeline.pipeline.resources import AgeNetHome, DatasetRoots, FaceDetectorResource, MLflowResource
 
 DATA_CHECKS = [
@@ -17,7 +17,7 @@ DATA_CHECKS = [
 ]
 
 defs = Definitions(
-    assets=FULL_JOB_ASSETS,
+    assets=[*FULL_JOB_ASSETS, *EXPORT_ASSETS],
     asset_checks=DATA_CHECKS,
     jobs=JOBS,
     schedules=[retraining_schedule],

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from dagster import AssetsDefinition, AssetSelection, ConfigMapping, Field, Permissive, Shape, define_asset_job
 
-from agenet_pipeline.pipeline.assets import evaluation, faces, labels, manifests, training
+from agenet_pipeline.pipeline.assets import evaluation, exports, faces, labels, manifests, training
 from agenet_pipeline.pipeline.sweep import sweep_job
 
 DATA_ASSETS = [
@@ -25,6 +25,7 @@ DATA_ASSETS = [
 ]
 TRAINING_ASSETS = [training.preliminary_model, training.imdb_cleaned, training.age_model]
 EVALUATION_ASSETS = [evaluation.age_model_evaluation, evaluation.adience_benchmark, evaluation.champion_gate]
+EXPORT_ASSETS = [exports.age_model_exports]
 
 DATA = AssetSelection.groups(manifests.GROUP, faces.GROUP, labels.GROUP)
 TRAINING = AssetSelection.groups(training.GROUP, evaluation.GROUP)
@@ -72,4 +73,10 @@ full_job = define_asset_job(
     selection=DATA | TRAINING,
     description="Everything: the data assets, then training, registration, evaluation and the champion gate.",
 )
-JOBS = [data_job, training_job, full_job, sweep_job]
+exports_job = define_asset_job(
+    "exports_job",
+    selection=AssetSelection.groups(exports.GROUP),
+    config=full_job_config(EXPORT_ASSETS),
+    description="The registered age model's version as TFLite, ONNX and SavedModel, with its bundle (after full_job).",
+)
+JOBS = [data_job, training_job, full_job, exports_job, sweep_job]

@@ -20,6 +20,12 @@ SYNTHETIC_WARNING = (
 )
 
 
+LIGHT_RUNTIME = (
+    "the light runtime (agenet-lite) runs only `agenet predict --model <bundle folder>`: install agenet-pipeline for "
+    "the rest"
+)
+
+
 class CommandError(Exception):
     """A problem the user can fix; printed without a traceback."""
 
@@ -76,10 +82,12 @@ def _warn_if_synthetic(model_uri: str) -> None:
 
 
 def predict(args: argparse.Namespace) -> None:
+    if Path(args.model).is_dir():
+        return predict_with_bundle(args)
     from tqdm import tqdm
 
-    from agenet_pipeline.core.status import NO_FACE, OK
-    from agenet_pipeline.serving.photos import OUTPUT_FORMATS, photo_files, predict_photos, write_table
+    from agenet_pipeline.serving.photos import OUTPUT_FORMATS, predict_photos, write_table
+    from agenet_pipeline.serving.predictor import photo_files
 
     if args.output and args.output.suffix.lower() not in OUTPUT_FORMATS:
         raise CommandError(f"--output must end in {', '.join(OUTPUT_FORMATS)}: {args.output}")
@@ -100,15 +108,83 @@ def predict(args: argparse.Namespace) -> None:
 
         annotated = write_annotated(table, files, args.annotate, FaceSettings().max_pixels)
         print(f"{annotated} annotated photos written to {args.annotate}", file=sys.stderr)
-    counts = dict(table.group_by("status").len().iter_rows())
-    faces = counts.pop(OK, 0)
-    no_face = counts.pop(NO_FACE, 0)
+    print(summary(len(files), dict(table.group_by("status").len().iter_rows()), args.output), file=sys.stderr)
+
+
+def summary(files: int, counts: dict[str, int], output: Path | None) -> str:
+    """The closing line of `predict`: faces, files without one, and the rejected files by reason."""
+    from agenet_pipeline.core.status import NO_FACE, OK
+
+    counts = dict(counts)
+    faces, no_face = counts.pop(OK, 0), counts.pop(NO_FACE, 0)
     rejected = ", ".join(f"{n} {reason}" for reason, n in sorted(counts.items())) or "none"
-    print(
-        f"{len(files)} files: {faces} faces, {no_face} files without a face, rejected: {rejected}"
-        + (f"; written to {args.output}" if args.output else ""),
-        file=sys.stderr,
+    return f"{files} files: {faces} faces, {no_face} files without a face, rejected: {rejected}" + (
+        f"; written to {output}" if output else ""
     )
+
+
+def predict_with_bundle(args: argparse.Namespace) -> None:
+    """`agenet predict --model <bundle folder>`: the light runtime (ONNX Runtime or LiteRT; no TensorFlow, MLflow or
+    Dagster), the same rows and reasons as the served model."""
+    from collections import Counter
+
+    from agenet_pipeline.serving.bundle import Bundle, BundleError, columns, predict_files
+    from agenet_pipeline.serving.predictor import photo_files
+
+    if args.annotate or (args.output and args.output.suffix.lower() not in (".csv", ".json")):
+        raise CommandError("with a bundle folder, agenet predict writes a .csv or .json table (no --annotate)")
+    try:
+        files = photo_files(args.paths)
+        bundle = Bundle.open(args.model)
+        predictor = bundle.predictor(args.network, args.threads)
+    except (FileNotFoundError, BundleError) as error:
+        raise CommandError(str(error)) from error
+    try:
+        rows = predict_files(predictor, files, args.aligned)
+    finally:
+        predictor.close()
+    write_rows(rows, columns(bundle.bins), args.output)
+    counts = Counter(row["status"] for row in rows)
+    print(summary(len(files), counts, args.output), file=sys.stderr)
+
+
+def write_rows(rows: list[dict], names: list[str], output: Path | None) -> None:
+    """Rows as CSV (on stdout without `output`) or as a JSON array of row objects, with the standard library."""
+    import json
+
+    if output and output.suffix.lower() == ".json":
+        output.write_text(json.dumps([{name: row.get(name) for name in names} for row in rows], indent=1))
+        return
+    if output is None:
+        _write_csv(rows, names, sys.stdout)
+        return
+    with open(output, "w", newline="") as stream:
+        _write_csv(rows, names, stream)
+
+
+def _write_csv(rows: list[dict], names: list[str], stream) -> None:
+    import csv
+
+    writer = csv.DictWriter(stream, names, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+
+
+def export(args: argparse.Namespace) -> None:
+    from mlflow.exceptions import MlflowException
+
+    from agenet_pipeline.serving.exports import FORMATS, NotAnAgeNetModel, export_model
+
+    uri = _use_store(args.tracking_uri)
+    try:
+        manifest = export_model(
+            args.model, args.output, args.format or tuple(FORMATS), args.calibration, log=not args.no_log
+        )
+    except MlflowException as error:
+        raise CommandError(f"cannot export {args.model} from {uri}: {error.message}") from error
+    except (NotAnAgeNetModel, FileExistsError, FileNotFoundError, ValueError) as error:
+        raise CommandError(str(error)) from error
+    print(f"{', '.join(manifest['networks'])} written to {args.output}", file=sys.stderr)
 
 
 def webcam(args: argparse.Namespace) -> None:
@@ -132,13 +208,17 @@ def webcam(args: argparse.Namespace) -> None:
 
 
 def models(args: argparse.Namespace) -> None:
-    from agenet_pipeline.tracking.registry import model_versions
+    from agenet_pipeline.tracking.registry import card_headlines, model_versions
 
     _use_store(args.tracking_uri)
     versions = model_versions(args.name)
     if not versions:
         raise CommandError(f"no registered model {args.name!r} in {tracking_uri(args.tracking_uri)}")
     print(text_table(versions))
+    headlines = card_headlines(args.name)
+    if headlines:
+        print("\nModel cards (evaluation/model_card.md in each version's run):")
+        print("\n".join(headlines.values()))
     synthetic = [row["version"] for row in versions if row["synthetic"] == "true"]
     if synthetic:
         print(SYNTHETIC_WARNING.format(model=f"version(s) {', '.join(synthetic)}", datasets="demo"), file=sys.stderr)
@@ -172,7 +252,32 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--annotate", type=Path, metavar="DIR", help="also write each photo with its faces and ages drawn")
     p.add_argument("--aligned", action="store_true", help="the photos are face crops: no detection, one row each")
     p.add_argument("--batch-size", type=int, default=64, help="photos per call of the model (default: %(default)s)")
+    p.add_argument(
+        "--network",
+        choices=("onnx", "tflite_float32", "tflite_float16", "tflite_int8"),
+        help="with a bundle folder as --model: the network to run (default: onnx, else tflite_float32)",
+    )
+    p.add_argument("--threads", type=int, help="with a bundle folder as --model: the runtime's threads")
     p.set_defaults(run=predict)
+
+    e = commands.add_parser("export", parents=[served], help="a bundle of the model for TFLite, ONNX, SavedModel")
+    e.add_argument("--output", type=Path, required=True, metavar="DIR", help="the bundle folder (new or empty)")
+    e.add_argument(
+        "--format",
+        action="append",
+        choices=("tflite", "onnx", "saved_model"),
+        help="repeat for several (default: all; tflite is float32, float16 and int8)",
+    )
+    e.add_argument(
+        "--calibration",
+        nargs="+",
+        type=Path,
+        default=(),
+        metavar="PHOTO",
+        help="photos to calibrate the int8 network on (default: the training crops of the version's datasets)",
+    )
+    e.add_argument("--no-log", action="store_true", help="do not log the bundle to the version's MLflow run")
+    e.set_defaults(run=export)
 
     w = commands.add_parser("webcam", parents=[served], help="the live demo: ages drawn on a camera or video")
     w.add_argument("--source", default="0", help="a camera number or a video file (default: %(default)s)")
@@ -192,6 +297,9 @@ def main(argv: list[str] | None = None) -> int:
         args.run(args)
     except CommandError as error:
         print(f"agenet {args.command}: {error}", file=sys.stderr)
+        return 1
+    except ModuleNotFoundError as error:  # the light runtime (lite/) installs only what a bundle folder needs
+        print(f"agenet {args.command}: {error.name} is not installed; {LIGHT_RUNTIME}", file=sys.stderr)
         return 1
     return 0
 

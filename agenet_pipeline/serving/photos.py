@@ -1,4 +1,4 @@
-"""Ages for photo files: folders walked, the served model run in batches, one row per face or per unusable file."""
+"""Ages for photo files (`predictor.photo_files`): the served model run in batches, a row per face or unusable file."""
 
 from __future__ import annotations
 
@@ -12,25 +12,6 @@ import polars as pl
 from agenet_pipeline.core.ages import AgeBins
 from agenet_pipeline.core.status import ERROR, NO_FACE
 from agenet_pipeline.serving.pyfunc import OUTPUT_COLUMNS
-
-
-def photo_files(paths: Sequence[str | Path]) -> list[Path]:
-    """The files named and every file under the folders named (recursively, hidden ones left out), in order.
-
-    Every entry that is not a folder counts, so that each gets a row: a device, a pipe or a dangling symlink is
-    refused by the model with a reason (it checks with stat, which does not block, before it opens a file).
-    """
-    files = []
-    for path in map(Path, paths):
-        if path.is_dir():
-            found = (f for f in path.rglob("*") if not f.is_dir())
-            files += sorted(f for f in found if not any(part.startswith(".") for part in f.relative_to(path).parts))
-        elif path.exists() or path.is_symlink():
-            files.append(path)
-        else:
-            raise FileNotFoundError(f"{path}: no such file or folder")
-    return files
-
 
 POLARS_TYPES = {"long": pl.Int64, "string": pl.String, "double": pl.Float64}
 

@@ -33,6 +33,24 @@ class Face:
     pixels: np.ndarray  # the network's input: S x S x 3 RGB uint8
 
 
+def photo_files(paths: Sequence[str | Path]) -> list[Path]:
+    """The files named and every file under the folders named (recursively, hidden ones left out), in order.
+
+    Every entry that is not a folder counts, so that each gets a row: a device, a pipe or a dangling symlink is
+    refused by the model with a reason (it checks with stat, which does not block, before it opens a file).
+    """
+    files = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            found = (f for f in path.rglob("*") if not f.is_dir())
+            files += sorted(f for f in found if not any(part.startswith(".") for part in f.relative_to(path).parts))
+        elif path.exists() or path.is_symlink():
+            files.append(path)
+        else:
+            raise FileNotFoundError(f"{path}: no such file or folder")
+    return files
+
+
 def read_photo(item, max_pixels: int, root: Path | None = None) -> np.ndarray:
     """RGB pixels of one input: encoded bytes, a file (an os.PathLike; inside `root` when one is given) or an RGB
     uint8 array. Raises ImageRejected."""

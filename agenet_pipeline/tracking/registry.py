@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     import keras
 
 HEADLINE_METRICS = ("test_mae_years", "test_exact_accuracy")
+CARD_HEADLINE_TAG = "model_card.headline"  # set on a version's run by its evaluation (evaluation.model_card)
 
 
 def model_versions(name: str) -> list[dict[str, str]]:
@@ -40,6 +41,14 @@ def model_versions(name: str) -> list[dict[str, str]]:
             }
         )
     return rows
+
+
+def card_headlines(name: str) -> dict[str, str]:
+    """The model card's headline of each version of `name` that has one, by version, newest first."""
+    client = MlflowClient()
+    versions = sorted(client.search_model_versions(f"name = '{name}'"), key=lambda v: int(v.version), reverse=True)
+    tags = {v.version: client.get_run(v.run_id).data.tags if v.run_id else {} for v in versions}
+    return {str(v): t[CARD_HEADLINE_TAG] for v, t in tags.items() if CARD_HEADLINE_TAG in t}
 
 
 def keras_model_of_run(client: MlflowClient, run_id: str) -> keras.Model:

@@ -10,7 +10,7 @@ from agenet_pipeline.pipeline.definitions import defs
 
 CONFIGS = sorted((Path(__file__).resolve().parents[2] / "configs").glob("*.yaml"))
 # A file written for full_job serves the jobs of its parts too: data first, then training, with the same file.
-ASSET_JOBS = ("full_job", "data_job", "training_job")
+ASSET_JOBS = ("full_job", "data_job", "training_job", "exports_job")
 
 
 def test_the_configs_are_found():

@@ -144,3 +144,17 @@ def test_a_model_trained_on_synthetic_faces_is_said_to_be_so(registry, photos, c
         assert "synthetic" not in capsys.readouterr().err
     finally:
         client.delete_model_version_tag("agenet", registry.version, "data.synthetic")
+
+
+def test_models_prints_the_model_card_headline_of_each_evaluated_version(registry, capsys):
+    import mlflow
+
+    from agenet_pipeline.tracking.registry import CARD_HEADLINE_TAG
+
+    client = mlflow.MlflowClient(registry.uri)
+    client.set_tag(registry.run_id, CARD_HEADLINE_TAG, f"version {registry.version}: test MAE 9.00 years")
+    try:
+        assert main(["models", "--tracking-uri", registry.uri]) == 0
+        assert capsys.readouterr().out.splitlines()[-1] == f"version {registry.version}: test MAE 9.00 years"
+    finally:
+        client.delete_tag(registry.run_id, CARD_HEADLINE_TAG)

@@ -70,6 +70,7 @@ def age_model_evaluation(
     return MaterializeResult(
         metadata={
             "report": MetadataValue.md(result.text(images_inline=True)),
+            "model card": MetadataValue.md(result.card),
             "test MAE (years)": evaluation.test_score("mae"),
             "test MAE, constant guess": evaluation.test_score("guess_mae"),
             "test exact accuracy": evaluation.test_score("exact"),

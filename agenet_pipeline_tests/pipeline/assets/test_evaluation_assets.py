@@ -58,6 +58,11 @@ def test_the_report_is_in_the_dagster_metadata_and_in_the_mlflow_run(first_run):
     run = client.get_run(shown["mlflow run id"])
     logged = {a.path for a in client.list_artifacts(run.info.run_id, "evaluation")}
     assert {"evaluation/report.md", "evaluation/confusion_matrix.png", "evaluation/feature_maps.png"} <= logged
+    card = shown["model card"]
+    assert card.startswith("# Model card: agenet version ") and "`data.synthetic`: **true**" in card
+    assert "## Use" in card and "evaluation/model_card.md" in logged
+    headline = run.data.tags["model_card.headline"]
+    assert headline in card and "synthetic demo faces" in headline
     # the evaluation scores the same test files as training did, so the two agree
     assert run.data.metrics["eval_test_aggregated_mae"] == pytest.approx(run.data.metrics["test_mae_years"])
     assert "eval_train_aggregated_exact" in run.data.metrics and "eval_test_ece" in run.data.metrics
