@@ -30,7 +30,7 @@ def test_the_registered_version_is_exported_under_the_home_and_logged_to_its_run
         "test",
     )
     write_parquet(pl.DataFrame({"dataset": "utkface", "row": [0, 1, 2], "split": "train"}), home.splits_path)
-    client = mlflow.MlflowClient(registry.uri)
+    client = mlflow.MlflowClient(registry.uri, registry_uri=registry.uri)
     client.set_model_version_tag("agenet", registry.version, "data.datasets", "utkface=3")
     try:
         result = materialize(
