@@ -13,6 +13,7 @@ from pydantic import Field
 from agenet_pipeline.core.ages import SEED_BINS
 from agenet_pipeline.pipeline.assets.labels import training_shards
 from agenet_pipeline.pipeline.assets.metadata import markdown_table
+from agenet_pipeline.pipeline.queues import GPU_QUEUE
 from agenet_pipeline.pipeline.resources import AgeNetHome, MLflowResource
 
 GROUP = "training"
@@ -136,7 +137,14 @@ def _train(context, config: ModelTrainingConfig, home: AgeNetHome, mlflow: MLflo
     return MaterializeResult(metadata=_trained_metadata(trained))
 
 
-@asset(group_name=GROUP, deps=[training_shards], kinds={"tensorflow", "mlflow"}, pool=GPU_POOL, retry_policy=GPU_RETRY)
+@asset(
+    group_name=GROUP,
+    deps=[training_shards],
+    kinds={"tensorflow", "mlflow"},
+    pool=GPU_POOL,
+    op_tags=GPU_QUEUE,
+    retry_policy=GPU_RETRY,
+)
 def preliminary_model(
     context: AssetExecutionContext, config: ModelTrainingConfig, home: AgeNetHome, mlflow: MLflowResource
 ) -> MaterializeResult:
@@ -163,7 +171,12 @@ class CleaningConfig(Config):
 
 
 @asset(
-    group_name=GROUP, deps=[preliminary_model], kinds={"tensorflow", "parquet"}, pool=GPU_POOL, retry_policy=GPU_RETRY
+    group_name=GROUP,
+    deps=[preliminary_model],
+    kinds={"tensorflow", "parquet"},
+    pool=GPU_POOL,
+    op_tags=GPU_QUEUE,
+    retry_policy=GPU_RETRY,
 )
 def imdb_cleaned(context: AssetExecutionContext, config: CleaningConfig, home: AgeNetHome) -> MaterializeResult:
     """IMDB training and validation faces judged by the preliminary model; kept ones written as new shards.
@@ -192,7 +205,14 @@ def imdb_cleaned(context: AssetExecutionContext, config: CleaningConfig, home: A
     )
 
 
-@asset(group_name=GROUP, deps=[imdb_cleaned], kinds={"tensorflow", "mlflow"}, pool=GPU_POOL, retry_policy=GPU_RETRY)
+@asset(
+    group_name=GROUP,
+    deps=[imdb_cleaned],
+    kinds={"tensorflow", "mlflow"},
+    pool=GPU_POOL,
+    op_tags=GPU_QUEUE,
+    retry_policy=GPU_RETRY,
+)
 def age_model(
     context: AssetExecutionContext, config: ModelTrainingConfig, home: AgeNetHome, mlflow: MLflowResource
 ) -> MaterializeResult:
