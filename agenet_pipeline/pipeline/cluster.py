@@ -10,6 +10,8 @@ import yaml
 from dagster import Field, Permissive, Shape, StringSource
 from dagster._config import process_config
 
+from agenet_pipeline.core.services import require_reachable
+
 CELERY_SETTINGS = Shape(
     {
         "broker": Field(StringSource, description="Broker URL, e.g. redis://127.0.0.1:6379/0 ({env: ...})"),
@@ -38,14 +40,22 @@ def settings_in_run_config(path: Path) -> dict:
 
 
 def celery_executor(settings: dict, retries):
-    """dagster-celery's executor with these settings (a run's steps go to the queues their tags name)."""
+    """dagster-celery's executor with these settings (a run's steps go to the queues their tags name). A run fails at
+    its start when the broker or the result backend does not answer, instead of waiting on Celery's retries."""
     try:
         from dagster_celery.executor import CeleryExecutor
     except ImportError as error:
         raise RuntimeError(
             'the celery executor needs the cluster packages: pip install -e ".[cluster]" (dagster-celery)'
         ) from error
-    return CeleryExecutor(
+
+    class CheckedCeleryExecutor(CeleryExecutor):
+        def execute(self, plan_context, execution_plan):
+            require_reachable("the Celery broker", settings["broker"])
+            require_reachable("the Celery result backend", settings["backend"])
+            yield from super().execute(plan_context, execution_plan)
+
+    return CheckedCeleryExecutor(
         broker=settings["broker"],
         backend=settings["backend"],
         config_source=settings.get("config_source"),

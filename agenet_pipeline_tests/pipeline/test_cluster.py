@@ -5,15 +5,18 @@ import importlib.util
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
-from dagster import AssetKey, DagsterEventType, DagsterInstance, DagsterRunStatus
+from dagster import AssetKey, DagsterEventType, DagsterInstance, DagsterRunStatus, ReexecutionOptions, execute_job
+from dagster._core.definitions.reconstruct import ReconstructableRepository
 from mlflow import MlflowClient
 
 from agenet_pipeline.demo.synthetic_faces import draw_face
@@ -61,38 +64,52 @@ def require_cluster_parts() -> None:
         pytest.fail(reason) if on_ci() else pytest.skip(reason)
 
 
-def dagster_execute(cluster, home: Path, *configs: Path) -> subprocess.CompletedProcess:
+def dagster_execute(cluster, home: Path, job: str, *configs: Path, wait: bool = True):
+    """`dagster job execute` of `job` on the cluster, for runs on `home`; the process when not `wait`."""
     arguments = [arg for config in configs for arg in ("-c", str(config))]
-    return subprocess.run(
-        [str(Path(sys.executable).parent / "dagster"), "job", "execute", "-m", "agenet_pipeline", "-j", "full_job",
-         *arguments],
-        cwd=home, env={**os.environ, **cluster.env}, capture_output=True, text=True, timeout=600, check=False,
-    )  # fmt: skip
+    command = [str(Path(sys.executable).parent / "dagster"), "job", "execute", "-m", "agenet_pipeline", "-j", job]
+    env = {**os.environ, **cluster.env}
+    if not wait:
+        return subprocess.Popen([*command, *arguments], cwd=home, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    return subprocess.run([*command, *arguments], cwd=home, env=env, capture_output=True, text=True, timeout=600)
 
 
 @pytest.fixture(scope="module")
-def cluster_run(tmp_path_factory):
-    """The cluster, after one run of full_job on it: (cluster, home, completed process, instance)."""
+def cluster(tmp_path_factory):
+    """The loopback cluster and its home (the workers' and every run's), stopped and checked stopped after the
+    module's tests."""
     require_cluster_parts()
     home = tmp_path_factory.mktemp("cluster-home")
-    (home / "smaller.yaml").write_text(SMALLER)
     # In /tmp itself: PostgreSQL runs as `nobody`, who cannot enter pytest's own temporary folders.
     services = Path(tempfile.mkdtemp(prefix="agenet-cluster-test-"))
-    loopback = loopback_module()
     try:
-        with loopback.loopback_cluster(services, home) as cluster:
-            run = dagster_execute(cluster, home, REPOSITORY / "configs/demo.yaml", home / "smaller.yaml",
-                                  DEPLOY / "cluster.yaml")  # fmt: skip
-            with pytest.MonkeyPatch.context() as patch:
-                for name, value in cluster.env.items():
-                    patch.setenv(name, value)
-                instance = DagsterInstance.from_config(str(DEPLOY))
-            yield cluster, home, run, instance
-            instance.dispose()
-            processes = list(cluster.processes)
+        with loopback_module().loopback_cluster(services, home) as started:
+            processes = list(started.processes)
+            yield started
     finally:
         shutil.rmtree(services, ignore_errors=True)
     assert all(process.poll() is not None for _, process in processes), "a service of the cluster is still running"
+
+
+@pytest.fixture(scope="module")
+def cluster_instance(cluster):
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in cluster.env.items():
+            patch.setenv(name, value)
+        instance = DagsterInstance.from_config(str(DEPLOY))
+    yield instance
+    instance.dispose()
+
+
+@pytest.fixture(scope="module")
+def cluster_run(cluster, cluster_instance):
+    """One run of full_job on the cluster: (cluster, home, completed process, instance)."""
+    home = cluster.home
+    (home / "smaller.yaml").write_text(SMALLER)
+    run = dagster_execute(cluster, home, "full_job", REPOSITORY / "configs/demo.yaml", home / "smaller.yaml",
+                          DEPLOY / "cluster.yaml")  # fmt: skip
+    return cluster, home, run, cluster_instance
 
 
 def latest_run(instance: DagsterInstance):
@@ -169,3 +186,75 @@ def test_the_model_is_registered_on_the_server_and_agenet_loads_the_champion_thr
     rows = rows.get("predictions", rows) if isinstance(rows, dict) else rows
     assert rows[0]["status"] == "ok" and 0 <= rows[0]["age"] <= 120
     assert not (tmp_path / "elsewhere" / "mlflow.db").exists()  # through the server, not a local store
+
+
+def started_shard_steps(instance: DagsterInstance, run_id: str) -> set[str]:
+    return {
+        entry.step_key
+        for entry in instance.all_logs(run_id, of_type=DagsterEventType.STEP_START)
+        if ".face_shard_" in entry.step_key
+    }
+
+
+def succeeded_shard_steps(instance: DagsterInstance, run_id: str) -> set[str]:
+    return {
+        entry.step_key
+        for entry in instance.all_logs(run_id, of_type=DagsterEventType.STEP_SUCCESS)
+        if ".face_shard_" in entry.step_key
+    }
+
+
+def kill_pool_processes(worker: subprocess.Popen) -> list[int]:
+    """SIGKILL the processes of a Celery worker's pool (the ones running steps); the worker itself stays."""
+    children = subprocess.run(["pgrep", "-P", str(worker.pid)], capture_output=True, text=True).stdout.split()
+    for pid in map(int, children):
+        os.kill(pid, signal.SIGKILL)
+    return list(map(int, children))
+
+
+@pytest.mark.slow
+def test_a_killed_worker_fails_its_step_and_a_reexecution_from_the_failure_redoes_only_unfinished_shards(
+    cluster_run, cluster_instance
+):
+    cluster, home, _, _ = cluster_run
+    # Other shard bounds than the full job's run: every shard is new, and there are 20 a dataset.
+    (home / "shards.yaml").write_text(SMALLER.replace("shard_size: 60", "shard_size: 10"))
+    instance = cluster_instance
+    runs_before = {run.run_id for run in instance.get_runs()}
+    job = dagster_execute(cluster, home, "data_job", home / "shards.yaml", DEPLOY / "cluster.yaml", wait=False)
+    try:
+        deadline = time.monotonic() + 240
+        run_id = None
+        while time.monotonic() < deadline:
+            new = [run.run_id for run in instance.get_runs() if run.run_id not in runs_before]
+            run_id = run_id or (new[0] if new else None)
+            # Some shards finished and some running: the moment to lose the worker's processes.
+            if run_id and len(succeeded_shard_steps(instance, run_id)) >= 2:
+                running = started_shard_steps(instance, run_id) - succeeded_shard_steps(instance, run_id)
+                if running:
+                    assert kill_pool_processes(cluster.worker("worker-cpu"))
+                    break
+            time.sleep(0.2)
+        else:
+            pytest.fail("no face shard was running within 240 s")
+        output, _ = job.communicate(timeout=300)
+    finally:
+        if job.poll() is None:
+            job.kill()
+    assert job.returncode != 0
+    failed = instance.get_run_by_id(run_id)
+    assert failed.status == DagsterRunStatus.FAILURE
+    lost = [step for step in running if step in output]
+    assert lost and "WorkerLostError" in output, output[-3000:]
+    finished = succeeded_shard_steps(instance, run_id)
+
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in cluster.env.items():
+            patch.setenv(name, value)
+        job_def = ReconstructableRepository.for_module(
+            "agenet_pipeline.pipeline.definitions", "defs", str(REPOSITORY)
+        ).get_reconstructable_job("data_job")
+        result = execute_job(job_def, instance, reexecution_options=ReexecutionOptions.from_failure(run_id, instance))
+    assert result.success
+    redone = started_shard_steps(instance, result.run_id)
+    assert redone and not (redone & finished)
