@@ -176,6 +176,9 @@ class LoopbackCluster:
         self.start(f"worker-{queue}", command, cwd=REPOSITORY)
         self.wait_for_log(f"worker-{queue}", "ready.")
 
+    def log_tail(self, name: str, lines: int = 15) -> str:
+        return log_tail(self.folder / f"{name}.log", lines)
+
     def wait_for_log(self, name: str, text: str, seconds: float = 120) -> None:
         log, process = self.folder / f"{name}.log", self.worker(name)
         deadline = time.monotonic() + seconds

@@ -46,6 +46,14 @@ ops:
   age_model:
     config: *small
 """
+SHARDS_OF_TEN = """
+resources:
+  dataset_roots:
+    config:
+      demo_images: 200
+ops:
+  faces_utkface: {config: {shard_size: 10}}
+"""
 
 
 def loopback_module():
@@ -64,15 +72,14 @@ def require_cluster_parts() -> None:
         pytest.fail(reason) if on_ci() else pytest.skip(reason)
 
 
-def dagster_execute(cluster, home: Path, job: str, *configs: Path, wait: bool = True):
-    """`dagster job execute` of `job` on the cluster, for runs on `home`; the process when not `wait`."""
-    arguments = [arg for config in configs for arg in ("-c", str(config))]
-    command = [str(Path(sys.executable).parent / "dagster"), "job", "execute", "-m", "agenet_pipeline", "-j", job]
+def dagster(cluster, home: Path, arguments: list[str], *configs: Path, wait: bool = True):
+    """A `dagster` command on the cluster, for runs on `home`; the process when not `wait`."""
+    command = [str(Path(sys.executable).parent / "dagster"), *arguments, "-m", "agenet_pipeline"]
+    command += [arg for config in configs for arg in ("-c", str(config))]
     env = {**os.environ, **cluster.env}
     if not wait:
-        return subprocess.Popen([*command, *arguments], cwd=home, env=env, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True)  # fmt: skip
-    return subprocess.run([*command, *arguments], cwd=home, env=env, capture_output=True, text=True, timeout=600)
+        return subprocess.Popen(command, cwd=home, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.run(command, cwd=home, env=env, capture_output=True, text=True, timeout=600)
 
 
 @pytest.fixture(scope="module")
@@ -107,8 +114,8 @@ def cluster_run(cluster, cluster_instance):
     """One run of full_job on the cluster: (cluster, home, completed process, instance)."""
     home = cluster.home
     (home / "smaller.yaml").write_text(SMALLER)
-    run = dagster_execute(cluster, home, "full_job", REPOSITORY / "configs/demo.yaml", home / "smaller.yaml",
-                          DEPLOY / "cluster.yaml")  # fmt: skip
+    configs = (REPOSITORY / "configs/demo.yaml", home / "smaller.yaml", DEPLOY / "cluster.yaml")
+    run = dagster(cluster, home, ["job", "execute", "-j", "full_job"], *configs)
     return cluster, home, run, cluster_instance
 
 
@@ -214,14 +221,14 @@ def kill_pool_processes(worker: subprocess.Popen) -> list[int]:
 
 @pytest.mark.slow
 def test_a_killed_worker_fails_its_step_and_a_reexecution_from_the_failure_redoes_only_unfinished_shards(
-    cluster_run, cluster_instance
+    cluster, cluster_instance
 ):
-    cluster, home, _, _ = cluster_run
-    # Other shard bounds than the full job's run: every shard is new, and there are 20 a dataset.
-    (home / "shards.yaml").write_text(SMALLER.replace("shard_size: 60", "shard_size: 10"))
-    instance = cluster_instance
+    home, instance = cluster.home, cluster_instance
+    # UTKFace's faces alone, in shards of 10 (other bounds than the full job's: every shard is new): 20 shard steps.
+    (home / "shards.yaml").write_text(SHARDS_OF_TEN)
     runs_before = {run.run_id for run in instance.get_runs()}
-    job = dagster_execute(cluster, home, "data_job", home / "shards.yaml", DEPLOY / "cluster.yaml", wait=False)
+    selection = ["asset", "materialize", "--select", "utkface_manifest,faces_utkface"]
+    job = dagster(cluster, home, selection, home / "shards.yaml", DEPLOY / "cluster.yaml", wait=False)
     try:
         deadline = time.monotonic() + 240
         run_id = None
@@ -237,7 +244,10 @@ def test_a_killed_worker_fails_its_step_and_a_reexecution_from_the_failure_redoe
             time.sleep(0.2)
         else:
             pytest.fail("no face shard was running within 240 s")
-        output, _ = job.communicate(timeout=300)
+        try:
+            output, _ = job.communicate(timeout=300)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"the run did not end after its worker lost {running}:\n" + cluster.log_tail("worker-cpu", 40))
     finally:
         if job.poll() is None:
             job.kill()
@@ -247,14 +257,20 @@ def test_a_killed_worker_fails_its_step_and_a_reexecution_from_the_failure_redoe
     lost = [step for step in running if step in output]
     assert lost and "WorkerLostError" in output, output[-3000:]
     finished = succeeded_shard_steps(instance, run_id)
+    folder = home / "faces" / "utkface"
+    written = {step: (folder / f"shard-{int(step[-6:-1]):05d}.parquet").stat().st_mtime_ns for step in finished}
 
     with pytest.MonkeyPatch.context() as patch:
         for name, value in cluster.env.items():
             patch.setenv(name, value)
         job_def = ReconstructableRepository.for_module(
             "agenet_pipeline.pipeline.definitions", "defs", str(REPOSITORY)
-        ).get_reconstructable_job("data_job")
-        result = execute_job(job_def, instance, reexecution_options=ReexecutionOptions.from_failure(run_id, instance))
-    assert result.success
-    redone = started_shard_steps(instance, result.run_id)
-    assert redone and not (redone & finished)
+        ).get_reconstructable_job(failed.job_name)
+        from_failure = ReexecutionOptions.from_failure(run_id, instance)
+        result = execute_job(job_def, instance, run_config=failed.run_config, reexecution_options=from_failure)
+    assert result.success  # with the reconciliation check: every manifest row once
+    assert set(lost) <= started_shard_steps(instance, result.run_id)
+    assert not started_shard_steps(instance, result.run_id) & finished
+    assert all(
+        (folder / f"shard-{int(step[-6:-1]):05d}.parquet").stat().st_mtime_ns == t for step, t in written.items()
+    )

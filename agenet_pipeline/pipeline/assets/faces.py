@@ -88,6 +88,7 @@ class ShardDone:
     rows: int
     seconds: float
     process: str  # host:pid of the process that wrote it
+    shards: int = 1
 
 
 def _face_ops(dataset: str):
@@ -117,18 +118,30 @@ def _face_ops(dataset: str):
         return done
 
     @op(name=f"summarise_faces_{dataset}", out={"result": Out(), "check": Out(is_required=False)}, tags=CPU_QUEUE)
-    def summarise(config: FaceStageConfig, home: AgeNetHome, shards: list):
+    def summarise(config: FaceStageConfig, home: AgeNetHome, face_detector: FaceDetectorResource, shards: list):
         manifest = pl.read_parquet(home.folder.manifest_path(dataset))
         folder = home.folder.faces_folder(dataset)
+        shards = shards + _write_shards_left(manifest, folder, face_detector.model(), config)
         write_face_settings(folder, config.settings())
         shard_count = count_shards(manifest, config.shard_size)
         seconds = sum(done.seconds for done in shards)
-        run = StageRun(shard_count, shard_count - len(shards), sum(done.rows for done in shards), seconds)
+        written = sum(done.shards for done in shards)
+        run = StageRun(shard_count, shard_count - written, sum(done.rows for done in shards), seconds)
         table = face_table(manifest, folder, run)
         yield Output(None, "result", metadata=_face_metadata(table, folder, dataset, shards))
         yield _detection_check(table, manifest, config.min_detection_rate, dataset)
 
     return plan, write, summarise
+
+
+def _write_shards_left(manifest: pl.DataFrame, folder: Path, model: Path, config: FaceStageConfig) -> list[ShardDone]:
+    """Shards still missing once the shard steps are done, written here. Dagster's re-execution from a failure
+    reruns the shard steps that failed or were cut off, but not those the failed run never started."""
+    started = time.perf_counter()
+    left = plan_shards(manifest, folder, model, config.settings(), config.shard_size, verify_checksums=False).pending
+    rows = sum(write_face_shard(manifest, folder, shard, model, config.settings()) for shard in left)
+    process = f"{socket.gethostname()}:{os.getpid()}"
+    return [ShardDone(rows, time.perf_counter() - started, process, len(left))] if left else []
 
 
 def _face_metadata(table: FaceTable, folder: Path, dataset: str, shards: list[ShardDone]) -> dict:
