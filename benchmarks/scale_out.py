@@ -79,7 +79,8 @@ def celery_case(args: argparse.Namespace, processes: int) -> tuple[int, float]:
     with tempfile.TemporaryDirectory(prefix="agenet-scale-out-") as scratch:
         folder = Path(scratch)
         config = run_config(args, folder)
-        with cluster_module.loopback_cluster(folder / "services", folder / "home", processes) as cluster:
+        # The scratch folder holds the services' files too: PostgreSQL's user must be able to enter it.
+        with cluster_module.loopback_cluster(folder, folder / "home", processes) as cluster:
             command = [str(Path(sys.executable).parent / "dagster"), "asset", "materialize", "-m", "agenet_pipeline",
                        "--select", "utkface_manifest,faces_utkface", "-c", str(config),
                        "-c", str(REPOSITORY / "deploy" / "cluster.yaml")]  # fmt: skip

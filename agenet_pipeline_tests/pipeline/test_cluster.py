@@ -4,6 +4,7 @@ Redis, and the MLflow server, all started by deploy/loopback.py as the README's 
 import importlib.util
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -274,3 +275,29 @@ def test_a_killed_worker_fails_its_step_and_a_reexecution_from_the_failure_redoe
     assert all(
         (folder / f"shard-{int(step[-6:-1]):05d}.parquet").stat().st_mtime_ns == t for step, t in written.items()
     )
+
+
+def listening_addresses(pids: set[int]) -> list[str]:
+    """Local addresses of the TCP sockets that the processes `pids` listen on (from `ss`)."""
+    lines = subprocess.run(["ss", "-ltnpH"], capture_output=True, text=True, check=True).stdout.splitlines()
+    found = []
+    for line in lines:
+        owners = {int(pid) for pid in re.findall(r"pid=(\d+)", line)}
+        if owners & pids:
+            found.append(line.split()[3])
+    return found
+
+
+@pytest.mark.slow
+def test_every_service_listens_on_loopback_only(cluster_run):
+    cluster, *_ = cluster_run
+    pids = set()
+    for _, process in cluster.processes:
+        group = subprocess.run(["pgrep", "-g", str(process.pid)], capture_output=True, text=True).stdout.split()
+        pids |= set(map(int, group))
+    addresses = listening_addresses(pids)
+    ports = {cluster.env[name] for name in ("AGENET_PG_PORT",)} | {
+        cluster.env[name].rsplit(":", 1)[1].split("/")[0] for name in ("AGENET_CELERY_BROKER", "MLFLOW_TRACKING_URI")
+    }
+    assert ports <= {address.rsplit(":", 1)[1] for address in addresses}  # Postgres, Redis and MLflow listen
+    assert all(address.startswith("127.0.0.1:") for address in addresses), addresses
