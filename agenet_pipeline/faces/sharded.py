@@ -8,6 +8,7 @@ right fingerprint and still matches its checksum, so it redoes only what is miss
 from __future__ import annotations
 
 import hashlib
+import math
 import multiprocessing
 import sys
 import time
@@ -74,6 +75,69 @@ def _write_shard(
     return rows.height
 
 
+@dataclass(frozen=True)
+class Shard:
+    """Manifest rows [start, start + length) that become the file `shard-<index>`, stamped with `fingerprint`."""
+
+    index: int
+    start: int
+    length: int
+    fingerprint: str
+
+    def rows(self, manifest: pl.DataFrame) -> pl.DataFrame:
+        return manifest.slice(self.start, self.length)
+
+
+@dataclass(frozen=True)
+class ShardPlan:
+    shards: int
+    pending: list[Shard]  # missing, failed, stale or damaged: the ones to (re)write
+
+
+def count_shards(manifest: pl.DataFrame, shard_size: int) -> int:
+    """Shards of `manifest`: an empty manifest still has one (empty) shard, so that its face table exists."""
+    return max(math.ceil(manifest.height / shard_size), 1)
+
+
+def plan_shards(
+    manifest: pl.DataFrame,
+    folder: Path,
+    model_path: Path,
+    settings: FaceSettings,
+    shard_size: int,
+    verify_checksums: bool = True,
+) -> ShardPlan:
+    """Which shards of `manifest` need writing; removes the files of shards that no longer exist and the temporary
+    files of killed writes, so that the folder then holds each manifest row once when the pending ones are done.
+    Without `verify_checksums`, a shard file with the right fingerprint counts as done without reading it whole."""
+    folder.mkdir(parents=True, exist_ok=True)
+    starts = range(0, count_shards(manifest, shard_size) * shard_size, shard_size)
+    pending = []
+    for index, start in enumerate(starts):
+        rows = manifest.slice(start, shard_size)
+        path, fingerprint = shard_path(folder, index), _fingerprint(rows, settings, model_path)
+        # stale, or damaged since it was written
+        if fingerprint_of(path) != fingerprint or (verify_checksums and checksum_problem(path)):
+            pending.append(Shard(index, start, rows.height, fingerprint))
+    for stale in shard_paths(folder)[len(starts) :]:
+        stale.unlink()
+        checksum_path(stale).unlink(missing_ok=True)
+    for unfinished in folder.glob(".shard-*"):  # the temporary file of a write that was killed
+        unfinished.unlink()
+    return ShardPlan(len(starts), pending)
+
+
+def write_face_shard(
+    manifest: pl.DataFrame, folder: Path, shard: Shard, model_path: Path, settings: FaceSettings
+) -> int:
+    """Write one shard's face rows in this process (the unit a cluster worker runs); returns its row count."""
+    _one_thread_per_process()
+    with FaceDetector(model_path) as detector:
+        return _write_shard(
+            shard.rows(manifest), shard_path(folder, shard.index), shard.fingerprint, settings, detector
+        )
+
+
 def run_face_stage(
     manifest: pl.DataFrame,
     folder: Path,
@@ -82,20 +146,11 @@ def run_face_stage(
     shard_size: int = 2000,
     workers: int = 1,
 ) -> StageRun:
-    """Write the face table of `manifest` as shard files in `folder`, reusing shards that are up to date."""
+    """Write the face table of `manifest` as shard files in `folder`, reusing shards that are up to date, with the
+    pending shards spread over a pool of `workers` processes on this machine."""
     started = time.perf_counter()
-    shards = [manifest.slice(start, shard_size) for start in range(0, max(manifest.height, 1), shard_size)]
-    jobs = []
-    for index, rows in enumerate(shards):
-        path, fingerprint = shard_path(folder, index), _fingerprint(rows, settings, model_path)
-        if fingerprint_of(path) != fingerprint or checksum_problem(path):  # stale, or damaged since it was written
-            jobs.append((rows, path, fingerprint))
-    for stale in shard_paths(folder)[len(shards) :]:
-        stale.unlink()
-        checksum_path(stale).unlink(missing_ok=True)
-    for unfinished in folder.glob(".shard-*"):  # the temporary file of a write that was killed
-        unfinished.unlink()
-
+    plan = plan_shards(manifest, folder, model_path, settings, shard_size)
+    jobs = [(shard.rows(manifest), shard_path(folder, shard.index), shard.fingerprint) for shard in plan.pending]
     if workers > 1 and len(jobs) > 1:
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(min(workers, len(jobs)), context, _start_worker, (model_path,)) as pool:
@@ -106,7 +161,7 @@ def run_face_stage(
         with FaceDetector(model_path) as detector:
             processed = sum(_write_shard(*job, settings, detector) for job in jobs)
     write_face_settings(folder, settings)
-    return StageRun(len(shards), len(shards) - len(jobs), processed, time.perf_counter() - started)
+    return StageRun(plan.shards, plan.shards - len(jobs), processed, time.perf_counter() - started)
 
 
 SUMMARY_COLUMNS = ["row", "status", "age", "face_source", "faces_found", "detector_score"]
@@ -123,11 +178,8 @@ class FaceTable:
     preview: pl.DataFrame  # row, age, crop_jpeg
 
 
-def face_table(
-    manifest: pl.DataFrame, folder: Path, model_path: Path, settings: FaceSettings, shard_size: int, workers: int
-) -> FaceTable:
-    """Run the face stage over `manifest` and check that its shards hold each manifest row exactly once."""
-    run = run_face_stage(manifest, folder, model_path, settings, shard_size, workers)
+def face_table(manifest: pl.DataFrame, folder: Path, run: StageRun) -> FaceTable:
+    """The face table written in `folder` by `run`, checked to hold each manifest row exactly once."""
     faces = read_faces(folder, SUMMARY_COLUMNS)
     if faces.height != manifest.height or not faces["row"].equals(manifest["row"]):
         raise RuntimeError(f"{folder}: the face shards do not line up with the {manifest.height} manifest rows")

@@ -11,9 +11,11 @@ the one running instead of failing on the lock.
 
 from collections.abc import Iterator
 
-from dagster import Executor, ExecutorDefinition, multiprocess_executor, validate_run_config
+from dagster import Executor, ExecutorDefinition, Field, Shape, multiprocess_executor, validate_run_config
+from dagster._core.execution.retries import RetryMode
 
 from agenet_pipeline.core.lock import holding
+from agenet_pipeline.pipeline.cluster import CELERY_SETTINGS, celery_executor
 from agenet_pipeline.pipeline.resources import AgeNetHome, check_instance_of
 
 
@@ -35,6 +37,10 @@ class HomeLockingExecutor(Executor):
     def retries(self):
         return self.inner.retries
 
+    def __getattr__(self, name: str):
+        # The Celery executor's loop reads its own settings (`app_args`) back from the run's executor.
+        return getattr(self.inner, name)
+
     @property
     def step_dependency_config(self):
         return self.inner.step_dependency_config
@@ -46,12 +52,31 @@ def run_home(plan_context) -> AgeNetHome:
     return AgeNetHome(**config["resources"]["home"]["config"])
 
 
+def inner_executor(init_context) -> Executor:
+    """Dagster's multiprocess executor, or the Celery executor when the run config has a `celery` section."""
+    celery = init_context.executor_config.get("celery")
+    if celery is None:
+        return multiprocess_executor.executor_creation_fn(init_context)
+    return celery_executor(celery, RetryMode.from_config(init_context.executor_config["retries"]))
+
+
+EXECUTOR_CONFIG = Shape(
+    {
+        **multiprocess_executor.config_schema.config_type.fields,
+        "celery": Field(
+            CELERY_SETTINGS,
+            is_required=False,
+            description="Run the steps on Celery workers (deploy/celery.yaml); the multiprocess settings then "
+            "do not apply",
+        ),
+    }
+)
+
 home_locking_executor = ExecutorDefinition(
     name=multiprocess_executor.name,
-    config_schema=multiprocess_executor.config_schema,
+    config_schema=EXECUTOR_CONFIG,
     requirements=multiprocess_executor.get_requirements,
-    executor_creation_fn=lambda init_context: HomeLockingExecutor(
-        multiprocess_executor.executor_creation_fn(init_context)
-    ),
-    description="The multiprocess executor, holding the home folder's lock for the whole run.",
+    executor_creation_fn=lambda init_context: HomeLockingExecutor(inner_executor(init_context)),
+    description="The multiprocess executor (or, configured, the Celery executor), holding the home folder's lock "
+    "for the whole run.",
 )

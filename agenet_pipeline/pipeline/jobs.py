@@ -38,7 +38,8 @@ def _full_job_schema() -> Shape:
     """full_job's run config: its ops' config typed (the Launchpad shows and checks it), the rest checked by the
     job it is mapped to."""
     ops = {
-        a.op.name: Field(Shape({"config": a.op.config_schema.as_field()}), is_required=False) for a in FULL_JOB_ASSETS
+        a.node_def.name: Field(Shape({"config": a.node_def.config_schema.as_field()}), is_required=False)
+        for a in FULL_JOB_ASSETS
     }
     others = {section: Field(Permissive(), is_required=False) for section in ("resources", "execution", "loggers")}
     return Shape({"ops": Field(Shape(ops), is_required=False), **others})
@@ -47,7 +48,7 @@ def _full_job_schema() -> Shape:
 def full_job_config(assets: Sequence[AssetsDefinition]) -> ConfigMapping:
     """Run config written for full_job, for a job of some of its assets: Dagster refuses config for an op that a
     job does not run, so the other assets' `ops:` entries are left out."""
-    own = {asset.op.name for asset in assets}
+    own = {asset.node_def.name for asset in assets}
 
     def own_part(config: dict) -> dict:
         ops = config.get("ops") or {}

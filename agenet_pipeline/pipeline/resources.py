@@ -7,7 +7,8 @@ from dagster import ConfigurableResource, DagsterInstance, InitResourceContext
 from pydantic import Field
 
 from agenet_pipeline.core.datasets import PIPELINE_DATASETS
-from agenet_pipeline.core.home import Home, artifact_location, tracking_uri
+from agenet_pipeline.core.home import TRACKING_VARIABLE, Home, artifact_location, tracking_uri
+from agenet_pipeline.core.services import require_reachable
 from agenet_pipeline.demo.writers import WRITERS, demo_dataset
 from agenet_pipeline.faces.detector import BLAZEFACE_SHORT_RANGE_SHA256, resolve_model
 from agenet_pipeline.tracking.training_run import Store
@@ -129,6 +130,12 @@ class MLflowResource(ConfigurableResource):
     )
     experiment: str = Field(default="agenet", description="Experiment that holds the training runs")
     registered_model: str = Field(default="agenet", description="Registered model that receives each age model")
+
+    def setup_for_execution(self, context: InitResourceContext) -> None:
+        # The MLflow client retries an unreachable server for minutes: a step that needs it fails at once instead.
+        uri = self.tracking_uri or os.environ.get(TRACKING_VARIABLE, "")
+        if uri.startswith(("http://", "https://")):
+            require_reachable("the MLflow tracking server", uri)
 
     def store(self, home: Home) -> Store:
         home.root.mkdir(parents=True, exist_ok=True)

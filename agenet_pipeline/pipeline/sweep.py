@@ -15,6 +15,7 @@ from pydantic import Field
 from agenet_pipeline.model.search import trials
 from agenet_pipeline.pipeline.assets.metadata import markdown_table
 from agenet_pipeline.pipeline.assets.training import TRAINS_ON
+from agenet_pipeline.pipeline.queues import GPU_QUEUE
 from agenet_pipeline.pipeline.resources import AgeNetHome, MLflowResource
 
 SEARCHED = ("learning_rate", "filters", "kernel_size", "dense_units")
@@ -57,7 +58,7 @@ def plan_trials(context: OpExecutionContext, config: SweepConfig, home: AgeNetHo
         )
 
 
-@op(pool="training")
+@op(pool="training", tags=GPU_QUEUE)
 def run_trial(context: OpExecutionContext, trial: dict, home: AgeNetHome, mlflow: MLflowResource) -> dict:
     """Train one trial as a child run of the sweep's parent run, on the preliminary model's data."""
     from agenet_pipeline.datasets.provenance import provenance

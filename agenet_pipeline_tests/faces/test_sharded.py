@@ -8,7 +8,7 @@ from agenet_pipeline.datasets.utkface import read_utkface
 from agenet_pipeline.demo.writers import demo_dataset
 from agenet_pipeline.faces.detector import resolve_model
 from agenet_pipeline.faces.settings import FaceSettings
-from agenet_pipeline.faces.sharded import run_face_stage
+from agenet_pipeline.faces.sharded import count_shards, plan_shards, run_face_stage, write_face_shard
 from agenet_pipeline.faces.storage import SETTINGS_FILE, checksum_path, scan_faces, shard_paths
 
 
@@ -64,3 +64,21 @@ def test_two_worker_processes_give_the_same_table(manifest, tmp_path):
     run_face_stage(manifest, tmp_path / "two", resolve_model(), settings, shard_size=4, workers=2)
     one, two = (scan_faces(tmp_path / name).collect() for name in ("one", "two"))
     assert one.equals(two)
+
+
+def test_shards_written_one_by_one_as_cluster_steps_complete_the_table(manifest, tmp_path):
+    settings, model = FaceSettings(crop_size=64), resolve_model()
+    plan = plan_shards(manifest, tmp_path, model, settings, shard_size=5)
+    assert plan.shards == count_shards(manifest, 5) == 4 and [s.index for s in plan.pending] == [0, 1, 2, 3]
+    for shard in reversed(plan.pending):  # in any order, as workers finish them
+        write_face_shard(manifest, tmp_path, shard, model, settings)
+    assert plan_shards(manifest, tmp_path, model, settings, shard_size=5).pending == []
+    assert scan_faces(tmp_path, ["row"]).collect()["row"].to_list() == manifest["row"].to_list()
+
+
+def test_a_damaged_shard_is_pending_only_when_checksums_are_verified(manifest, tmp_path):
+    settings, model = FaceSettings(crop_size=64), resolve_model()
+    run_face_stage(manifest, tmp_path, model, settings, shard_size=5)
+    checksum_path(shard_paths(tmp_path)[1]).write_text("0" * 64)
+    assert [s.index for s in plan_shards(manifest, tmp_path, model, settings, 5).pending] == [1]
+    assert plan_shards(manifest, tmp_path, model, settings, 5, verify_checksums=False).pending == []

@@ -13,6 +13,7 @@ from agenet_pipeline.core.datasets import CROSS_SOURCE, DATASETS
 from agenet_pipeline.datasets.splits import EVALUATION
 from agenet_pipeline.pipeline.assets.metadata import markdown_table
 from agenet_pipeline.pipeline.assets.training import GPU_POOL, age_model
+from agenet_pipeline.pipeline.queues import GPU_QUEUE
 from agenet_pipeline.pipeline.resources import AgeNetHome, MLflowResource
 
 GROUP = "evaluation"
@@ -47,7 +48,7 @@ def _cross_source(evaluation) -> dict[str, MetadataValue]:
 
 
 # Steps that load a model share the training steps' pool, so that two never hold one GPU's memory at once.
-@asset(group_name=GROUP, deps=[age_model], kinds={"tensorflow", "mlflow"}, pool=GPU_POOL)
+@asset(group_name=GROUP, deps=[age_model], kinds={"tensorflow", "mlflow"}, pool=GPU_POOL, op_tags=GPU_QUEUE)
 def age_model_evaluation(
     context: AssetExecutionContext, config: EvaluationConfig, home: AgeNetHome
 ) -> MaterializeResult:
@@ -98,7 +99,7 @@ class AdienceConfig(Config):
     batch_size: int = Field(default=32, description="Batch size of the fine-tuning")
 
 
-@asset(group_name=GROUP, deps=[age_model], kinds={"tensorflow", "mlflow"}, pool=GPU_POOL)
+@asset(group_name=GROUP, deps=[age_model], kinds={"tensorflow", "mlflow"}, pool=GPU_POOL, op_tags=GPU_QUEUE)
 def adience_benchmark(context: AssetExecutionContext, config: AdienceConfig, home: AgeNetHome) -> MaterializeResult:
     """The standard Adience protocol over its five subject-exclusive folds: exact and one-off accuracy per
     fold, their mean and spread, beside always guessing 25-32; optionally fine-tuned on the other folds."""

@@ -17,6 +17,7 @@ from agenet_pipeline.core.ages import SEED_BINS
 from agenet_pipeline.core.datasets import TRAINED_ON
 from agenet_pipeline.pipeline.assets.labels import training_shards
 from agenet_pipeline.pipeline.assets.metadata import markdown_table
+from agenet_pipeline.pipeline.queues import GPU_QUEUE
 from agenet_pipeline.pipeline.resources import AgeNetHome, MLflowResource
 
 GROUP = "training"
@@ -151,7 +152,14 @@ def _train(context, config: ModelTrainingConfig, home: AgeNetHome, mlflow: MLflo
     return MaterializeResult(metadata=_trained_metadata(trained))
 
 
-@asset(group_name=GROUP, deps=[training_shards], kinds={"tensorflow", "mlflow"}, pool=GPU_POOL, retry_policy=GPU_RETRY)
+@asset(
+    group_name=GROUP,
+    deps=[training_shards],
+    kinds={"tensorflow", "mlflow"},
+    pool=GPU_POOL,
+    op_tags=GPU_QUEUE,
+    retry_policy=GPU_RETRY,
+)
 def preliminary_model(
     context: AssetExecutionContext, config: ModelTrainingConfig, home: AgeNetHome, mlflow: MLflowResource
 ) -> MaterializeResult:
@@ -178,7 +186,12 @@ class CleaningConfig(Config):
 
 
 @asset(
-    group_name=GROUP, deps=[preliminary_model], kinds={"tensorflow", "parquet"}, pool=GPU_POOL, retry_policy=GPU_RETRY
+    group_name=GROUP,
+    deps=[preliminary_model],
+    kinds={"tensorflow", "parquet"},
+    pool=GPU_POOL,
+    op_tags=GPU_QUEUE,
+    retry_policy=GPU_RETRY,
 )
 def imdb_cleaned(context: AssetExecutionContext, config: CleaningConfig, home: AgeNetHome) -> MaterializeResult:
     """IMDB training and validation faces judged by the preliminary model; kept ones written as new shards.
@@ -207,7 +220,14 @@ def imdb_cleaned(context: AssetExecutionContext, config: CleaningConfig, home: A
     )
 
 
-@asset(group_name=GROUP, deps=[imdb_cleaned], kinds={"tensorflow", "mlflow"}, pool=GPU_POOL, retry_policy=GPU_RETRY)
+@asset(
+    group_name=GROUP,
+    deps=[imdb_cleaned],
+    kinds={"tensorflow", "mlflow"},
+    pool=GPU_POOL,
+    op_tags=GPU_QUEUE,
+    retry_policy=GPU_RETRY,
+)
 def age_model(
     context: AssetExecutionContext, config: ModelTrainingConfig, home: AgeNetHome, mlflow: MLflowResource
 ) -> MaterializeResult:
