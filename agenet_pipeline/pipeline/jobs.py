@@ -8,7 +8,9 @@ from collections.abc import Sequence
 
 from dagster import AssetsDefinition, AssetSelection, ConfigMapping, Field, Permissive, Shape, define_asset_job
 
+from agenet_pipeline.core.code import code_version
 from agenet_pipeline.pipeline.assets import evaluation, exports, faces, labels, manifests, training
+from agenet_pipeline.pipeline.resources import CODE_TAG
 from agenet_pipeline.pipeline.sweep import sweep_job
 
 DATA_ASSETS = [
@@ -27,6 +29,7 @@ TRAINING_ASSETS = [training.preliminary_model, training.imdb_cleaned, training.a
 EVALUATION_ASSETS = [evaluation.age_model_evaluation, evaluation.adience_benchmark, evaluation.champion_gate]
 EXPORT_ASSETS = [exports.age_model_exports]
 
+CODE_TAGS = {CODE_TAG: code_version()}
 DATA = AssetSelection.groups(manifests.GROUP, faces.GROUP, labels.GROUP)
 TRAINING = AssetSelection.groups(training.GROUP, evaluation.GROUP)
 
@@ -59,23 +62,27 @@ def full_job_config(assets: Sequence[AssetsDefinition]) -> ConfigMapping:
 
 data_job = define_asset_job(
     "data_job",
+    tags=CODE_TAGS,
     selection=DATA,
     config=full_job_config(DATA_ASSETS),
     description="Raw datasets to training-ready TFRecord shards: manifests, faces, labels, splits.",
 )
 training_job = define_asset_job(
     "training_job",
+    tags=CODE_TAGS,
     selection=TRAINING,
     config=full_job_config([*TRAINING_ASSETS, *EVALUATION_ASSETS]),
     description="The preliminary model, the cleaned IMDB subset, the registered age model and its evaluation.",
 )
 full_job = define_asset_job(
     "full_job",
+    tags=CODE_TAGS,
     selection=DATA | TRAINING,
     description="Everything: the data assets, then training, registration, evaluation and the champion gate.",
 )
 exports_job = define_asset_job(
     "exports_job",
+    tags=CODE_TAGS,
     selection=AssetSelection.groups(exports.GROUP),
     config=full_job_config(EXPORT_ASSETS),
     description="The registered age model's version as TFLite, ONNX and SavedModel, with its bundle (after full_job).",

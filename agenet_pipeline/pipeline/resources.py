@@ -1,11 +1,13 @@
 """Dagster resources: where the pipeline keeps its files, where the datasets are, the face detector, MLflow."""
 
 import os
+import socket
 from pathlib import Path
 
-from dagster import ConfigurableResource, DagsterInstance, InitResourceContext
+from dagster import ConfigurableResource, DagsterInstance, DagsterRun, InitResourceContext
 from pydantic import Field
 
+from agenet_pipeline.core.code import PACKAGE, code_version
 from agenet_pipeline.core.datasets import PIPELINE_DATASETS
 from agenet_pipeline.core.home import TRACKING_VARIABLE, Home, artifact_location, tracking_uri
 from agenet_pipeline.core.services import require_reachable
@@ -35,9 +37,30 @@ def check_instance_of(home: Home, instance: DagsterInstance | None) -> None:
         )
 
 
+# The code version of the process that launched a run, a tag of every job's runs; each step compares its own.
+CODE_TAG = "agenet/code_version"
+
+
+class CodeVersionMismatch(RuntimeError):
+    """A step on a worker that runs other code than the process that launched its run."""
+
+
+def check_code_of(run: DagsterRun | None) -> None:
+    """Refuse a step whose process runs other agenet_pipeline code than the one that launched the run (a Celery
+    worker started from another commit, or files changed under a running job): its results would mix versions."""
+    launched = run.tags.get(CODE_TAG) if run is not None else None
+    if launched and launched != code_version():
+        raise CodeVersionMismatch(
+            f"run {run.run_id} was launched with agenet_pipeline code {launched}, but this step's process "
+            f"({socket.gethostname()}, pid {os.getpid()}) runs code {code_version()} from {PACKAGE}: install the "
+            "same version of the project on every worker and restart them, then launch the run again"
+        )
+
+
 class AgeNetHome(ConfigurableResource):
     """The project's home folder: manifests, faces, labels, shards and the demo data live under it. A run refuses
-    a home whose Dagster instance is another's (HomeInstanceMismatch)."""
+    a home whose Dagster instance is another's (HomeInstanceMismatch), and every step that uses the home refuses to
+    run other code than the run was launched with (CodeVersionMismatch)."""
 
     path: str | None = Field(
         default=None,
@@ -51,6 +74,7 @@ class AgeNetHome(ConfigurableResource):
 
     def setup_for_execution(self, context: InitResourceContext) -> None:
         check_instance_of(self.folder, context.instance)
+        check_code_of(context.dagster_run)
 
 
 def root_variable(dataset: str) -> str:

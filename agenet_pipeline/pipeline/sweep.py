@@ -12,11 +12,12 @@ import polars as pl
 from dagster import Config, DynamicOut, DynamicOutput, Failure, MetadataValue, OpExecutionContext, Output, job, op
 from pydantic import Field
 
+from agenet_pipeline.core.code import code_version
 from agenet_pipeline.model.search import trials
 from agenet_pipeline.pipeline.assets.metadata import markdown_table
 from agenet_pipeline.pipeline.assets.training import TRAINS_ON
 from agenet_pipeline.pipeline.queues import GPU_QUEUE
-from agenet_pipeline.pipeline.resources import AgeNetHome, MLflowResource
+from agenet_pipeline.pipeline.resources import CODE_TAG, AgeNetHome, MLflowResource
 
 SEARCHED = ("learning_rate", "filters", "kernel_size", "dense_units")
 
@@ -122,6 +123,9 @@ def pick_best(context: OpExecutionContext, results: list[dict], home: AgeNetHome
     )
 
 
-@job(description="Hyperparameter sweep: a grid or random search of trials, child MLflow runs of one parent.")
+@job(
+    description="Hyperparameter sweep: a grid or random search of trials, child MLflow runs of one parent.",
+    tags={CODE_TAG: code_version()},
+)
 def sweep_job():
     pick_best(plan_trials().map(run_trial).collect())
