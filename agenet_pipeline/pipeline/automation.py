@@ -21,6 +21,7 @@ from dagster import (
 )
 
 from agenet_pipeline.datasets.changes import changed_datasets, folder_fingerprint
+from agenet_pipeline.pipeline.jobs import FULL_JOB_ASSETS
 from agenet_pipeline.pipeline.resources import DatasetRoots
 
 JOB = "full_job"
@@ -78,7 +79,8 @@ def dataset_change_sensor(context: SensorEvaluationContext):
     changed = changed_datasets(previous, current)
     if not changed:
         return SkipReason("no dataset folder changed")
-    selection = AssetSelection.assets(*(f"{dataset}_manifest" for dataset in changed)).downstream()
+    changed_manifests = AssetSelection.assets(*(f"{dataset}_manifest" for dataset in changed))
+    selection = changed_manifests.downstream() & AssetSelection.assets(*FULL_JOB_ASSETS)
     return RunRequest(
         run_key=",".join(f"{dataset}:{current[dataset]}" for dataset in changed),
         run_config=config,

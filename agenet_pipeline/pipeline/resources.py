@@ -13,7 +13,7 @@ from agenet_pipeline.core.home import TRACKING_VARIABLE, Home, artifact_location
 from agenet_pipeline.core.services import require_reachable
 from agenet_pipeline.demo.writers import WRITERS, demo_dataset
 from agenet_pipeline.faces.detector import BLAZEFACE_SHORT_RANGE_SHA256, resolve_model
-from agenet_pipeline.tracking.training_run import Store
+from agenet_pipeline.tracking.store import Store
 
 
 class HomeInstanceMismatch(RuntimeError):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import mlflow
 from mlflow import MlflowClient
@@ -12,6 +13,15 @@ from mlflow import MlflowClient
 
 class TrackingStoreError(RuntimeError):
     pass
+
+
+@dataclass(frozen=True)
+class Store:
+    """Where training runs go: the MLflow store, the experiment, and a new experiment's artifact location."""
+
+    tracking_uri: str
+    experiment: str
+    artifact_location: str | None = None
 
 
 @contextmanager

@@ -9,8 +9,8 @@ from pathlib import Path
 from agenet_pipeline.model.recipes import recipe_with_changes
 from agenet_pipeline.model.training import TrainingError
 from agenet_pipeline.model.training_sets import TrainingData
-from agenet_pipeline.tracking.store import check_store, connect, use_experiment
-from agenet_pipeline.tracking.training_run import Store, tracked_training
+from agenet_pipeline.tracking.store import Store, check_store, connect, use_experiment
+from agenet_pipeline.tracking.training_run import tracked_training
 
 
 def open_sweep(store: Store, tags: Mapping[str, str], params: Mapping[str, object]) -> str:

@@ -30,20 +30,11 @@ from agenet_pipeline.tracking.runs import (
     log_network,
     training_curves,
 )
-from agenet_pipeline.tracking.store import check_store, use_experiment
+from agenet_pipeline.tracking.store import Store, check_store, use_experiment
 
 # Logs the served model of a trained network, cropping faces with the given settings, into the active run and
 # registers it.
 Publish = Callable[[keras.Model, FaceSettings | None], ModelInfo]
-
-
-@dataclass(frozen=True)
-class Store:
-    """Where training runs go: the MLflow store, the experiment, and a new experiment's artifact location."""
-
-    tracking_uri: str
-    experiment: str
-    artifact_location: str | None = None
 
 
 @dataclass(frozen=True)

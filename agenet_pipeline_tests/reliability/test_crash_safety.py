@@ -398,6 +398,7 @@ IN_PLACE_ON_PURPOSE = {
     "evaluation/figures.py": "savefig into an in-memory buffer",
     "evaluation/finetune.py": "TFRecords in a temporary folder, deleted after the benchmark",
     "serving/packaging.py": "the served model's files, in a temporary folder logged to MLflow",
+    "serving/exports.py": "an export bundle's files, written into a staging folder that is renamed whole",
     "serving/cli.py": "the predictions table on standard output",
     "serving/webcam.py": "the annotated video, into the temporary file of an atomic_path opened in `run`",
 }
