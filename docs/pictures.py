@@ -21,6 +21,7 @@ GROUPS = {
     "labels": "#fff8e1",
     "training": "#fce4ec",
     "evaluation": "#ede7f6",
+    "exports": "#eceff1",
 }
 
 
