@@ -139,6 +139,16 @@ def spread(values: list[float], digits: int) -> str:
     return f"{mean:.{digits}f} ({min(values):.{digits}f}..{max(values):.{digits}f})"
 
 
+def _cells(runs: list[dict], source: str, suffix: str) -> list[str]:
+    """MAE (overall, 0-12, 60+), exact and one-off of `runs` on `source` (`suffix`: '_constant_guess' for the
+    guess's), each as mean (min..max) over the runs."""
+    metrics = (("mae", 2), *((f"mae_{group}", 2) for group in HEADLINE_GROUPS), ("exact", 3), ("one_off", 3))
+    return [
+        spread([v for r in runs if (v := metric(r, source, f"{key}{suffix}")) is not None], digits)
+        for key, digits in metrics
+    ]
+
+
 def print_tables(runs: list[dict]) -> None:
     names = list(dict.fromkeys(r["name"] for r in runs))
     print("\n## MAE in years first, then exact and one-off bin accuracy: mean over seeds (min..max)\n")
@@ -150,30 +160,12 @@ def print_tables(runs: list[dict]) -> None:
         seeds = ", ".join(str(r["seed"]) for r in mine)
         minutes = spread([r["training_minutes"] for r in mine], 1)
         for source, (_, _, title) in SOURCES.items():
-            values = [
-                spread([v for r in mine if (v := metric(r, source, key)) is not None], digits)
-                for key, digits in (
-                    ("mae", 2),
-                    *((f"mae_{group}", 2) for group in HEADLINE_GROUPS),
-                    ("exact", 3),
-                    ("one_off", 3),
-                )
-            ]
-            print(f"| {name} | {seeds} | {minutes} | {title} | {' | '.join(values)} |")
+            print(f"| {name} | {seeds} | {minutes} | {title} | {' | '.join(_cells(mine, source, ''))} |")
     print("\n## The constant guess (learned from the training split), the floor each score must beat\n")
     print(f"| test set | {' | '.join(columns)} |")
     print("| --- |" + " ---: |" * len(columns))
     for source, (_, _, title) in SOURCES.items():
-        values = [
-            spread([v for r in runs if (v := metric(r, source, f"{key}_constant_guess")) is not None], digits)
-            for key, digits in (
-                ("mae", 2),
-                *((f"mae_{group}", 2) for group in HEADLINE_GROUPS),
-                ("exact", 3),
-                ("one_off", 3),
-            )
-        ]
-        print(f"| {title} | {' | '.join(values)} |")
+        print(f"| {title} | {' | '.join(_cells(runs, source, '_constant_guess'))} |")
     print("\n## MAE by age bin (years), mean over seeds; examples in brackets\n")
     from agenet_pipeline.core.ages import SEED_BINS
 

@@ -163,8 +163,9 @@ def _train(context, config: ModelTrainingConfig, home: AgeNetHome, mlflow: MLflo
 def preliminary_model(
     context: AssetExecutionContext, config: ModelTrainingConfig, home: AgeNetHome, mlflow: MLflowResource
 ) -> MaterializeResult:
-    """The paper's first network, trained on APPA-REAL and UTKFace only, to judge the noisy IMDB labels; not
-    trained when there is no IMDB to judge, or nothing to train it on."""
+    """The paper's first network, trained on the datasets with trusted labels only (APPA-REAL, UTKFace, a labels
+    table: all but IMDB), to judge the noisy IMDB labels; not trained when there is no IMDB to judge, or nothing
+    to train it on."""
     from agenet_pipeline.model.cleaning import why_no_preliminary_model
 
     folder = home.folder
