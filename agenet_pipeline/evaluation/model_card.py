@@ -8,9 +8,8 @@ from collections.abc import Mapping
 
 import polars as pl
 
-from agenet_pipeline.core.datasets import CROSS_SOURCE, DATASETS
+from agenet_pipeline.core.datasets import DATASETS
 from agenet_pipeline.core.markdown import table
-from agenet_pipeline.datasets.splits import EVALUATION
 from agenet_pipeline.evaluation.report import GAP_NAMES, METRIC_NAMES, age_table, score_table
 from agenet_pipeline.evaluation.scores import Evaluation
 
@@ -105,7 +104,7 @@ def _scores(evaluation: Evaluation) -> str:
 
 def _cross_source(evaluation: Evaluation) -> str:
     """The scores on photos of another source (FG-NET), never trained on."""
-    scored = evaluation.scores.filter((pl.col("split") == EVALUATION) & pl.col("dataset").is_in(CROSS_SOURCE))
+    scored = evaluation.other_source_scores()
     if scored.is_empty():
         return "\n### Cross-source (FG-NET)\n\nNot configured for this run: no score on photos of another source.\n"
     lines = [

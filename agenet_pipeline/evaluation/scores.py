@@ -14,6 +14,7 @@ import numpy as np
 import polars as pl
 
 from agenet_pipeline.core.ages import SEED_BINS, AgeBins
+from agenet_pipeline.datasets.splits import EVALUATION
 from agenet_pipeline.model.batch_prediction import Predictions
 from agenet_pipeline.model.metrics import ConstantGuess, score
 
@@ -192,6 +193,10 @@ class Evaluation:
 
     def test_score(self, metric: str, dataset: str = AGGREGATED) -> float:
         return self.score("test", metric, dataset)
+
+    def other_source_scores(self) -> pl.DataFrame:
+        """A row per dataset of another source (FG-NET), never trained on: the `evaluation` split's scores."""
+        return self.scores.filter((pl.col("split") == EVALUATION) & (pl.col("dataset") != AGGREGATED))
 
     def score(self, split: str, metric: str, dataset: str = AGGREGATED) -> float:
         row = self.scores.filter((pl.col("split") == split) & (pl.col("dataset") == dataset))

@@ -9,11 +9,9 @@ import polars as pl
 from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset
 from pydantic import Field
 
-from agenet_pipeline.core.datasets import CROSS_SOURCE, DATASETS
-from agenet_pipeline.datasets.splits import EVALUATION
+from agenet_pipeline.core.datasets import DATASETS
 from agenet_pipeline.pipeline.assets.metadata import markdown_table
-from agenet_pipeline.pipeline.assets.training import GPU_POOL, age_model
-from agenet_pipeline.pipeline.queues import GPU_QUEUE
+from agenet_pipeline.pipeline.assets.training import ON_THE_GPU, age_model
 from agenet_pipeline.pipeline.resources import AgeNetHome, MLflowResource
 
 GROUP = "evaluation"
@@ -35,9 +33,8 @@ def _float(value: float | None) -> MetadataValue:
 
 def _cross_source(evaluation) -> dict[str, MetadataValue]:
     """The scores on each dataset of another source (FG-NET), never trained on."""
-    other = evaluation.scores.filter((pl.col("split") == EVALUATION) & pl.col("dataset").is_in(CROSS_SOURCE))
     metadata = {}
-    for row in other.iter_rows(named=True):
+    for row in evaluation.other_source_scores().iter_rows(named=True):
         title = DATASETS[row["dataset"]].title
         metadata[f"{title} (other source) MAE (years)"] = _float(row["mae"])
         metadata[f"{title} (other source) MAE, constant guess"] = _float(row["guess_mae"])
@@ -48,7 +45,7 @@ def _cross_source(evaluation) -> dict[str, MetadataValue]:
 
 
 # Steps that load a model share the training steps' pool, so that two never hold one GPU's memory at once.
-@asset(group_name=GROUP, deps=[age_model], kinds={"tensorflow", "mlflow"}, pool=GPU_POOL, op_tags=GPU_QUEUE)
+@asset(group_name=GROUP, deps=[age_model], kinds={"tensorflow", "mlflow"}, **ON_THE_GPU)
 def age_model_evaluation(
     context: AssetExecutionContext, config: EvaluationConfig, home: AgeNetHome
 ) -> MaterializeResult:
@@ -99,7 +96,7 @@ class AdienceConfig(Config):
     batch_size: int = Field(default=32, description="Batch size of the fine-tuning")
 
 
-@asset(group_name=GROUP, deps=[age_model], kinds={"tensorflow", "mlflow"}, pool=GPU_POOL, op_tags=GPU_QUEUE)
+@asset(group_name=GROUP, deps=[age_model], kinds={"tensorflow", "mlflow"}, **ON_THE_GPU)
 def adience_benchmark(context: AssetExecutionContext, config: AdienceConfig, home: AgeNetHome) -> MaterializeResult:
     """The standard Adience protocol over its five subject-exclusive folds: exact and one-off accuracy per
     fold, their mean and spread, beside always guessing 25-32; optionally fine-tuned on the other folds."""

@@ -32,6 +32,8 @@ TRAINS_ON = {
 # GPU's memory. A retry of a training resumes from its last epoch's checkpoint.
 GPU_POOL = "gpu"
 GPU_RETRY = RetryPolicy(max_retries=1, delay=30)
+# A step that holds a model: in the `gpu` pool and, on a cluster, on the `gpu` queue.
+ON_THE_GPU = {"pool": GPU_POOL, "op_tags": GPU_QUEUE}
 
 
 class ModelTrainingConfig(Config):
@@ -156,9 +158,8 @@ def _train(context, config: ModelTrainingConfig, home: AgeNetHome, mlflow: MLflo
     group_name=GROUP,
     deps=[training_shards],
     kinds={"tensorflow", "mlflow"},
-    pool=GPU_POOL,
-    op_tags=GPU_QUEUE,
     retry_policy=GPU_RETRY,
+    **ON_THE_GPU,
 )
 def preliminary_model(
     context: AssetExecutionContext, config: ModelTrainingConfig, home: AgeNetHome, mlflow: MLflowResource
@@ -190,9 +191,8 @@ class CleaningConfig(Config):
     group_name=GROUP,
     deps=[preliminary_model],
     kinds={"tensorflow", "parquet"},
-    pool=GPU_POOL,
-    op_tags=GPU_QUEUE,
     retry_policy=GPU_RETRY,
+    **ON_THE_GPU,
 )
 def imdb_cleaned(context: AssetExecutionContext, config: CleaningConfig, home: AgeNetHome) -> MaterializeResult:
     """IMDB training and validation faces judged by the preliminary model; kept ones written as new shards.
@@ -225,9 +225,8 @@ def imdb_cleaned(context: AssetExecutionContext, config: CleaningConfig, home: A
     group_name=GROUP,
     deps=[imdb_cleaned],
     kinds={"tensorflow", "mlflow"},
-    pool=GPU_POOL,
-    op_tags=GPU_QUEUE,
     retry_policy=GPU_RETRY,
+    **ON_THE_GPU,
 )
 def age_model(
     context: AssetExecutionContext, config: ModelTrainingConfig, home: AgeNetHome, mlflow: MLflowResource
