@@ -255,7 +255,8 @@ def test_a_killed_worker_fails_its_step_and_a_reexecution_from_the_failure_redoe
     assert job.returncode != 0
     failed = instance.get_run_by_id(run_id)
     assert failed.status == DagsterRunStatus.FAILURE
-    lost = [step for step in running if step in output]
+    # A step running when the pool died may still have finished first: the lost ones are those the run's error names.
+    lost = [step for step in running if f"[{step}]: billiard.exceptions.WorkerLostError" in output]
     assert lost and "WorkerLostError" in output, output[-3000:]
     finished = succeeded_shard_steps(instance, run_id)
     folder = home / "faces" / "utkface"
