@@ -85,7 +85,7 @@ class Registry:
 @pytest.fixture(scope="session")
 def registry(tmp_path_factory) -> Registry:
     """A tiny network logged as a training run logs it, its served model registered as `agenet`, aliased
-    champion."""
+    champion. Its head is the default recipe's: a probability per year."""
     from agenet_pipeline.model.architecture import ModelConfig, build_model
     from agenet_pipeline.serving.packaging import log_serving_model
     from agenet_pipeline.tracking.runs import log_network
@@ -96,8 +96,8 @@ def registry(tmp_path_factory) -> Registry:
     use_experiment(uri, "agenet", str(folder / "mlartifacts"))  # the store is put back after the first test
     with mlflow.start_run() as run:
         mlflow.log_metrics({"test_mae_years": 12.5, "test_exact_accuracy": 0.25})
-        network = build_model(ModelConfig(input_size=32, filters=(8, 16), dense_units=(16,)))
-        log_network(network, 32, 10)
+        network = build_model(ModelConfig(input_size=32, filters=(8, 16), dense_units=(16,), head="years"))
+        log_network(network, 32, 101)
         version = str(log_serving_model(network, registered_name="agenet").registered_model_version)
     mlflow.MlflowClient(uri).set_registered_model_alias("agenet", "champion", version)
     return Registry(uri, folder, version, run.info.run_id)

@@ -199,23 +199,15 @@ def build_seed(input_size: int, width: float):
 
     import keras
 
-    from agenet_pipeline.model.architecture import build_model
     from agenet_pipeline.model.recipes import RECIPES
-    from agenet_pipeline.model.training import OneOffAccuracy
+    from agenet_pipeline.model.training import compiled_model
 
     recipe = RECIPES["seed"]
     network = dataclasses.replace(
         recipe.network, input_size=input_size, filters=tuple(max(1, round(f * width)) for f in recipe.network.filters)
     )
     keras.utils.set_random_seed(recipe.training.seed)
-    model = build_model(network)
-    # As training.train compiles it.
-    model.compile(
-        optimizer=keras.optimizers.Adam(recipe.training.learning_rate),
-        loss="categorical_crossentropy",
-        metrics=[keras.metrics.CategoricalAccuracy(name="accuracy"), OneOffAccuracy()],
-    )
-    return model, network, recipe.training
+    return compiled_model(network, recipe.training), network, recipe.training
 
 
 def in_memory_dataset(files: list[str], input_size: int, batch_size: int, batches_needed: int, bins: int):
@@ -365,7 +357,8 @@ def main(argv: list[str] | None = None) -> int:
 
     model, network, training = build_seed(args.input_size, args.width)
     need = args.warmup + args.steps
-    memory, memory_images = in_memory_dataset(train_files, args.input_size, args.batch_size, need, network.bins)
+    bins = len(network.output_bins)
+    memory, memory_images = in_memory_dataset(train_files, args.input_size, args.batch_size, need, bins)
 
     def maker(variant):
         return lambda: pipeline_dataset(

@@ -27,22 +27,13 @@ import numpy as np
 
 
 def _network(recipe: str, size: int, width: float):
-    import keras
-
-    from agenet_pipeline.model.architecture import build_model
-    from agenet_pipeline.model.metrics import OneOffAccuracy
     from agenet_pipeline.model.recipes import recipe_with_changes
+    from agenet_pipeline.model.training import compiled_model
 
     network = recipe_with_changes(recipe, {}).network
     filters = [max(1, round(f * width)) for f in network.filters]
-    config = recipe_with_changes(recipe, {"input_size": size, "filters": filters}).network
-    model = build_model(config)
-    model.compile(
-        optimizer=keras.optimizers.Adam(1e-3),
-        loss="categorical_crossentropy",
-        metrics=[keras.metrics.CategoricalAccuracy(name="accuracy"), OneOffAccuracy()],
-    )
-    return model, config.bins
+    changed = recipe_with_changes(recipe, {"input_size": size, "filters": filters})
+    return compiled_model(changed.network, changed.training), len(changed.network.output_bins)
 
 
 def _rates(recipe: str, size: int, width: float, batch: int, warmup: int, steps: int) -> tuple[float, float]:

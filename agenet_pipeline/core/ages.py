@@ -49,6 +49,16 @@ class AgeBins:
         """The paper's age estimate: bin midpoints weighted by the predicted bin probabilities."""
         return np.asarray(probabilities, dtype=np.float64) @ np.asarray(self.midpoints)
 
+    def sums_into(self, coarser: AgeBins) -> bool:
+        """Whether each of `coarser`'s bins is a union of these bins (its cut points are among ours)."""
+        return set(coarser.cut_points) <= set(self.cut_points)
+
+    def coarsening(self, coarser: AgeBins) -> np.ndarray:
+        """The 0/1 matrix (self x coarser) that sums probabilities over these bins into `coarser`'s bins."""
+        if not self.sums_into(coarser):
+            raise ValueError(f"{coarser.name} bins are not unions of {self.name} bins: {coarser.cut_points}")
+        return np.eye(len(coarser), dtype=np.float64)[coarser.index(self.cut_points)]
+
 
 SEED_BINS = AgeBins(
     name="seed",
@@ -64,7 +74,44 @@ ADIENCE_BINS = AgeBins(
     midpoints=(1.0, 5.0, 10.0, 17.5, 28.5, 40.5, 50.5, 70.0),
 )
 
+# A year of life per bin (the last open-ended): the output of a network that reads out an age in years; the
+# paper's bins are sums of these.
+YEARS = AgeBins(
+    name="years",
+    labels=(*(str(year) for year in range(100)), "100+"),
+    cut_points=tuple(float(year) for year in range(101)),
+    midpoints=(*(year + 0.5 for year in range(100)), 105.0),
+)
+
 SCHEMES = {bins.name: bins for bins in (SEED_BINS, ADIENCE_BINS)}
+# What a network's output means, known by its width: the paper's ten bins or a year each.
+OUTPUTS = {len(bins): bins for bins in (SEED_BINS, YEARS)}
+
+
+def output_bins(probabilities) -> AgeBins:
+    """The bins that a network's output (examples x bins, or one example's) is over."""
+    return network_bins(np.shape(probabilities)[-1])
+
+
+def network_bins(width: int) -> AgeBins:
+    """The bins of a network output `width` probabilities wide."""
+    if width not in OUTPUTS:
+        widths = " or ".join(f"{n} ({bins.name})" for n, bins in OUTPUTS.items())
+        raise ValueError(f"an output of {width} probabilities: an age network outputs {widths}")
+    return OUTPUTS[width]
+
+
+def in_bins(probabilities, bins: AgeBins = SEED_BINS) -> np.ndarray:
+    """A network's output as probabilities over `bins` (a per-year output summed into them)."""
+    source = output_bins(probabilities)
+    if source == bins:
+        return np.asarray(probabilities)
+    return np.asarray(probabilities, dtype=np.float64) @ source.coarsening(bins)
+
+
+def expected_age(probabilities) -> np.ndarray:
+    """The age a network's output reads out as: its bins' midpoints weighted by their probabilities."""
+    return output_bins(probabilities).expected_age(probabilities)
 
 
 def age_problem(age: float | None) -> str | None:

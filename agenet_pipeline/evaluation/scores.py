@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from agenet_pipeline.core.ages import SEED_BINS, AgeBins
+from agenet_pipeline.core.ages import SEED_BINS, AgeBins, expected_age, in_bins
 from agenet_pipeline.datasets.splits import EVALUATION
 from agenet_pipeline.model.batch_prediction import Predictions
 from agenet_pipeline.model.metrics import ConstantGuess, score
@@ -51,7 +51,7 @@ def dataset_scores(predictions: Predictions, guess: ConstantGuess, bins: AgeBins
 def confusion_matrix(predictions: Predictions, bins: AgeBins = SEED_BINS) -> np.ndarray:
     """Counts of (true bin, predicted bin): rows are the truth."""
     matrix = np.zeros((len(bins), len(bins)), np.int64)
-    np.add.at(matrix, (bins.index(predictions.ages), predictions.probabilities.argmax(axis=1)), 1)
+    np.add.at(matrix, (bins.index(predictions.ages), in_bins(predictions.probabilities, bins).argmax(axis=1)), 1)
     return matrix
 
 
@@ -92,6 +92,7 @@ def calibration(probabilities: np.ndarray, ages: np.ndarray, bins: AgeBins = SEE
     gap between accuracy and confidence."""
     if len(ages) == 0:
         raise ValueError("no examples to calibrate")
+    probabilities = in_bins(probabilities, bins)
     confidence = probabilities.max(axis=1).astype(np.float64)
     correct = (probabilities.argmax(axis=1) == bins.index(ages)).astype(np.float64)
     interval = np.minimum((confidence * intervals).astype(np.int64), intervals - 1)
@@ -161,7 +162,7 @@ def _age_groups(bins: AgeBins) -> dict[str, tuple[float, float]]:
 def mae_by_age(predictions: Predictions, guess: ConstantGuess, bins: AgeBins = SEED_BINS) -> pl.DataFrame:
     """MAE per age group (0-12 and 60+, then each bin) of each split and dataset (and `aggregated` per split),
     beside the constant guess's; groups without examples are left out."""
-    expected = bins.expected_age(predictions.probabilities)
+    expected = expected_age(predictions.probabilities)
     keys = predictions.keys.select("split", "dataset", "age").with_columns(
         pl.Series("error", np.abs(expected - predictions.ages)), (pl.col("age") - guess.age).abs().alias("guess")
     )

@@ -2,9 +2,11 @@
 
 `SEED` is the paper's network as its tables give it: five 3x3 convolutions (64 to 1024 filters, the first with
 stride 2), ReLU, max-pooling after the first four, dropout 0.187 after each, dense 256-128 and a softmax over
-the age bins. `RECOMMENDED` adds batch normalisation and global average pooling, with lighter dropout (0.1:
-with batch normalisation and the augmentation, 0.25 left the network underfitting); its softmax is trained on
-soft labels (`input.soft_labels`) and read out as an expected age (`AgeBins.expected_age`).
+the age bins. `SOFT_BINS` adds batch normalisation and global average pooling, with lighter dropout (0.1: with
+batch normalisation and the augmentation, 0.25 left the network underfitting); its softmax is trained on soft
+labels (`input.soft_labels`) and read out as an expected age (`AgeBins.expected_age`). `RECOMMENDED` is that network
+with a `years` head: a softmax over each year of life (`core.ages.YEARS`), whose expected age is not held to ten
+midpoints (the 60+ bin alone spans decades), and whose sums over the paper's bins give the bin answer.
 """
 
 from __future__ import annotations
@@ -13,6 +15,11 @@ from dataclasses import dataclass
 
 import keras
 from keras import layers
+
+from agenet_pipeline.core.ages import SEED_BINS, YEARS, AgeBins
+
+# The output a network is trained to give: the paper's ten bins, or a probability per year of life.
+HEADS = {"bins": SEED_BINS, "years": YEARS}
 
 
 @dataclass(frozen=True)
@@ -26,15 +33,24 @@ class ModelConfig:
     dense_units: tuple[int, ...] = (256, 128)
     batch_norm: bool = False
     global_pooling: bool = False
-    bins: int = 10
+    head: str = "bins"
+
+    def __post_init__(self) -> None:
+        if self.head not in HEADS:
+            raise ValueError(f"head must be one of {', '.join(HEADS)}, not {self.head!r}")
+
+    @property
+    def output_bins(self) -> AgeBins:
+        return HEADS[self.head]
 
 
 SEED = ModelConfig()
-RECOMMENDED = ModelConfig(batch_norm=True, global_pooling=True, dropout=0.1)
+SOFT_BINS = ModelConfig(batch_norm=True, global_pooling=True, dropout=0.1)
+RECOMMENDED = ModelConfig(batch_norm=True, global_pooling=True, dropout=0.1, head="years")
 
 
 def build_model(config: ModelConfig) -> keras.Model:
-    """The network: RGB uint8-range pixels in, probabilities over `config.bins` age bins out."""
+    """The network: RGB uint8-range pixels in, probabilities over its head's bins out (`config.output_bins`)."""
     inputs = keras.Input((config.input_size, config.input_size, 3), name="image")
     x = layers.Rescaling(1 / 255)(inputs)
     for index, filters in enumerate(config.filters):
@@ -58,5 +74,5 @@ def build_model(config: ModelConfig) -> keras.Model:
     x = layers.GlobalAveragePooling2D()(x) if config.global_pooling else layers.Flatten()(x)
     for units in config.dense_units:
         x = layers.Dense(units, activation="relu")(x)
-    outputs = layers.Dense(config.bins, activation="softmax", dtype="float32", name="bin_probabilities")(x)
+    outputs = layers.Dense(len(config.output_bins), activation="softmax", dtype="float32", name="bin_probabilities")(x)
     return keras.Model(inputs, outputs, name="agenet")

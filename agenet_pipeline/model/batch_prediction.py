@@ -11,7 +11,7 @@ import keras
 import numpy as np
 import polars as pl
 
-from agenet_pipeline.core.ages import SEED_BINS, AgeBins
+from agenet_pipeline.core.ages import SEED_BINS, AgeBins, expected_age, in_bins
 from agenet_pipeline.core.datasets import BY_ID
 from agenet_pipeline.model.devices import uses_tf_data
 
@@ -19,7 +19,7 @@ KEY_SCHEMA = {"dataset": pl.String, "row": pl.Int64, "bin": pl.Int64, "age": pl.
 
 
 def predict_files(model: keras.Model, files: Sequence[str], batch_size: int = 64) -> tuple[pl.DataFrame, np.ndarray]:
-    """(a table of dataset, row, bin, age per example, their bin probabilities), in the same order."""
+    """(a table of dataset, row, bin, age per example, the network's output for each), in the same order."""
     input_size = model.input_shape[1]
     keys, probabilities = [], []
     for batch in example_batches(files, input_size, batch_size):
@@ -49,7 +49,8 @@ def example_batches(files: Sequence[str], input_size: int, batch_size: int):
 
 @dataclass(frozen=True)
 class Predictions:
-    """One row of `keys` (dataset, row, bin, age, split) per example, and its bin probabilities."""
+    """One row of `keys` (dataset, row, bin, age, split) per example, and the network's output for it (over the
+    paper's bins or over years: `core.ages.OUTPUTS`)."""
 
     keys: pl.DataFrame
     probabilities: np.ndarray
@@ -66,11 +67,12 @@ class Predictions:
         return self.keys["age"].to_numpy()
 
     def table(self, bins: AgeBins = SEED_BINS) -> pl.DataFrame:
-        """The keys with the predicted bin, the expected age and the probabilities, for a Parquet file."""
+        """The keys with the predicted bin, the expected age and the bin probabilities, for a Parquet file."""
+        in_table_bins = in_bins(self.probabilities, bins)
         return self.keys.with_columns(
-            pl.Series("predicted_bin", self.probabilities.argmax(axis=1), pl.Int64),
-            pl.Series("expected_age", bins.expected_age(self.probabilities)),
-            pl.Series("probabilities", self.probabilities.tolist(), pl.List(pl.Float32)),
+            pl.Series("predicted_bin", in_table_bins.argmax(axis=1), pl.Int64),
+            pl.Series("expected_age", expected_age(self.probabilities)),
+            pl.Series("probabilities", in_table_bins.tolist(), pl.List(pl.Float32)),
         )
 
 

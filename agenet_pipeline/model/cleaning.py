@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
+from agenet_pipeline.core.ages import in_bins
 from agenet_pipeline.core.files import write_parquet
 from agenet_pipeline.core.home import Home
 from agenet_pipeline.model.batch_prediction import predict_files
@@ -15,8 +16,9 @@ from agenet_pipeline.model.records import remove_shards, shard_files, shard_name
 
 
 def neighbourhood_mass(probabilities: np.ndarray, labelled_bins: np.ndarray) -> np.ndarray:
-    """Probability of the labelled bin plus its neighbours (one neighbour at either end of the scale)."""
-    probabilities = np.asarray(probabilities)
+    """Probability of the labelled bin plus its neighbours (one neighbour at either end of the scale), from a
+    network's output over the paper's bins or over years."""
+    probabilities = in_bins(probabilities)
     labelled_bins = np.asarray(labelled_bins)
     padded = np.pad(probabilities, ((0, 0), (1, 1)))
     rows = np.arange(len(labelled_bins))
@@ -69,7 +71,7 @@ def _judged(home: Home, splits: pl.DataFrame, threshold: float) -> pl.DataFrame:
                 pl.lit(split).alias("split"),
                 pl.Series("neighbourhood_mass", neighbourhood_mass(probabilities, labelled)),
                 pl.Series("kept", keep(probabilities, labelled, threshold)),
-                pl.Series("probabilities", probabilities.tolist()),
+                pl.Series("probabilities", in_bins(probabilities).tolist()),
             )
         )
     return pl.concat(judged).join(splits.select("dataset", "row", "crop_bytes", "image_path"), on=["dataset", "row"])

@@ -11,6 +11,7 @@ from agenet_pipeline.core.ages import SEED_BINS, AgeBins
 from agenet_pipeline.model.records import feature_spec
 
 AUTOTUNE = tf.data.AUTOTUNE
+LUMA = (0.299, 0.587, 0.114)
 
 
 def soft_labels(age: tf.Tensor, bins: AgeBins, sigma: float) -> tf.Tensor:
@@ -28,10 +29,17 @@ def soft_labels(age: tf.Tensor, bins: AgeBins, sigma: float) -> tf.Tensor:
     return cdf[..., 1:] - cdf[..., :-1]
 
 
-def augmented(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+def one_hot(age: tf.Tensor, bins: AgeBins) -> tf.Tensor:
+    """Each age's bin, one-hot."""
+    cut_points = tf.constant(bins.cut_points, tf.float32)
+    return tf.one_hot(tf.searchsorted(cut_points, age, side="right") - 1, len(bins))
+
+
+def augmented(images: tf.Tensor, seed: tf.Tensor, greyscale: float = 0.0) -> tf.Tensor:
     """The paper's augmentation (horizontal flip with p 0.5, rotation up to 0.05 turn, zoom of up to 10 %) as one
     projective transform per image, sampled at the nearest pixel (as torchvision's rotation does): a quarter of the
-    CPU of three bilinear Keras layers, so that the input keeps up with training on a CPU.
+    CPU of three bilinear Keras layers, so that the input keeps up with training on a CPU. Then, with probability
+    `greyscale`, the image in grey (`in_grey`).
 
     `seed` (two integers) makes the draw stateless: the same seed gives the same transforms.
     """
@@ -47,7 +55,7 @@ def augmented(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
     a0, a1, b0, b1 = cos * flip, -sin, sin * flip, cos
     a2, b2 = cx - a0 * cx - a1 * cy, cy - b0 * cx - b1 * cy
     zeros = tf.zeros([n])
-    return tf.raw_ops.ImageProjectiveTransformV3(
+    images = tf.raw_ops.ImageProjectiveTransformV3(
         images=images,
         transforms=tf.stack([a0, a1, a2, b0, b1, b2, zeros, zeros], axis=1),
         output_shape=tf.shape(images)[1:3],
@@ -55,6 +63,16 @@ def augmented(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
         interpolation="NEAREST",
         fill_mode="CONSTANT",
     )
+    if not greyscale:
+        return images
+    grey = tf.random.stateless_uniform([n], tf.random.experimental.stateless_fold_in(seed, 1)) < greyscale
+    return tf.where(grey[:, None, None, None], in_grey(images), images)
+
+
+def in_grey(images: tf.Tensor) -> tf.Tensor:
+    """uint8 RGB images with each pixel's luma (ITU-R 601: 0.299 R + 0.587 G + 0.114 B) in all three channels."""
+    luma = tf.tensordot(tf.cast(images, tf.float32), tf.constant(LUMA), axes=[[3], [0]])
+    return tf.repeat(tf.saturate_cast(tf.round(luma), tf.uint8)[..., None], 3, axis=-1)
 
 
 def decode_at_least(jpeg: tf.Tensor, size: int) -> tf.Tensor:
@@ -113,15 +131,17 @@ def batches(
     *,
     shuffle: bool = False,
     augment: bool = False,
+    greyscale: float = 0.0,
     seed: int = 0,
     bins: AgeBins = SEED_BINS,
     label_sigma: float | None = None,
     shuffle_buffer: int = 2048,
 ) -> tf.data.Dataset:
-    """(images, labels) batches for `fit`: one-hot bins, or a label distribution when `label_sigma` is set.
+    """(images, labels) batches for `fit`: one-hot `bins` (the bins the network outputs), or a label distribution
+    over them when `label_sigma` is set.
 
     `shuffle`: files and records in a seeded order that changes each epoch; `augment`: the paper's augmentation
-    in the graph (flip, rotation, zoom). Both seeded by `seed`.
+    in the graph (flip, rotation, zoom), and grey images with probability `greyscale`. Both seeded by `seed`.
     """
     dataset = _records(files, input_size, seed if shuffle else None, shuffle_buffer).batch(batch_size)
     # One stateless seed per batch, drawn afresh each epoch: augmentation is reproducible and never repeats.
@@ -129,9 +149,9 @@ def batches(
     dataset = tf.data.Dataset.zip(dataset, seeds)
 
     def pair(example, batch_seed):
-        image = augmented(example["image"], batch_seed) if augment else example["image"]
+        image = augmented(example["image"], batch_seed, greyscale) if augment else example["image"]
         image = tf.cast(image, tf.float32)
-        label = soft_labels(example["age"], bins, label_sigma) if label_sigma else tf.one_hot(example["bin"], len(bins))
+        label = soft_labels(example["age"], bins, label_sigma) if label_sigma else one_hot(example["age"], bins)
         return image, label
 
     return dataset.map(pair, num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)

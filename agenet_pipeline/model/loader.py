@@ -31,6 +31,7 @@ from agenet_pipeline.faces.crop import decode_crop
 MAX_ANGLE = 0.1 * math.pi
 ZOOM = (0.9, 1.1)
 INTERLEAVE_CYCLE = 8  # files read at once, as `model.input` reads them
+LUMA = (0.299, 0.587, 0.114)  # as `model.input.in_grey` weighs the channels
 
 
 class RecordError(ValueError):
@@ -213,17 +214,20 @@ def soft_labels(ages: np.ndarray, bins: AgeBins, sigma: float) -> np.ndarray:
 _erf = np.vectorize(math.erf, otypes=[np.float64])
 
 
-def one_hot(bin_indexes: np.ndarray, bins: int) -> np.ndarray:
-    return np.eye(bins, dtype=np.float32)[bin_indexes]
+def one_hot(ages: np.ndarray, bins: AgeBins) -> np.ndarray:
+    """Each age's bin, one-hot."""
+    return np.eye(len(bins), dtype=np.float32)[bins.index(ages)]
 
 
-def augmented(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def augmented(images: np.ndarray, rng: np.random.Generator, greyscale: float = 0.0) -> np.ndarray:
     """`model.input.augmented` with OpenCV: per image, a flip with p 0.5, a rotation of up to 0.05 turn and a zoom
-    of up to 10 %, as one affine map about the centre, sampled at the nearest pixel, black outside."""
+    of up to 10 %, as one affine map about the centre, sampled at the nearest pixel, black outside; then, with
+    probability `greyscale`, the image in grey (`in_grey`)."""
     n, height, width = images.shape[:3]
     flip = np.where(rng.uniform(size=n) < 0.5, -1.0, 1.0)
     angle = rng.uniform(-MAX_ANGLE, MAX_ANGLE, n)
     scale = rng.uniform(*ZOOM, n)
+    grey = rng.uniform(size=n) < greyscale
     cy, cx = (height - 1) / 2, (width - 1) / 2
     out = np.empty_like(images)
     for i in range(n):
@@ -239,7 +243,14 @@ def augmented(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
             borderMode=cv2.BORDER_CONSTANT,
             borderValue=0,
         )
+    out[grey] = in_grey(out[grey])
     return out
+
+
+def in_grey(images: np.ndarray) -> np.ndarray:
+    """`model.input.in_grey`: uint8 RGB images with each pixel's luma in all three channels."""
+    luma = np.rint(images.astype(np.float32) @ np.array(LUMA, np.float32))
+    return np.repeat(np.clip(luma, 0, 255).astype(np.uint8)[..., None], 3, axis=-1)
 
 
 class TrainingBatches(keras.utils.PyDataset):
@@ -258,6 +269,7 @@ class TrainingBatches(keras.utils.PyDataset):
         *,
         shuffle: bool = False,
         augment: bool = False,
+        greyscale: float = 0.0,
         seed: int = 0,
         bins: AgeBins = SEED_BINS,
         label_sigma: float | None = None,
@@ -267,7 +279,7 @@ class TrainingBatches(keras.utils.PyDataset):
         super().__init__(workers=workers, use_multiprocessing=False, max_queue_size=max(4, 2 * workers))
         self.examples = Examples.of(files)
         self.input_size, self.batch_size = input_size, batch_size
-        self.shuffle, self.augment, self.seed = shuffle, augment, seed
+        self.shuffle, self.augment, self.greyscale, self.seed = shuffle, augment, greyscale, seed
         self.bins, self.label_sigma = bins, label_sigma
         self.epoch = epoch
         self.order = self._epoch_order()
@@ -286,11 +298,11 @@ class TrainingBatches(keras.utils.PyDataset):
         batch = self.examples.read(indexes, self.input_size)
         images = batch["image"]
         if self.augment:
-            images = augmented(images, np.random.default_rng([self.seed, self.epoch, index]))
+            images = augmented(images, np.random.default_rng([self.seed, self.epoch, index]), self.greyscale)
         labels = (
             soft_labels(batch["age"], self.bins, self.label_sigma)
             if self.label_sigma
-            else one_hot(batch["bin"], len(self.bins))
+            else one_hot(batch["age"], self.bins)
         )
         return images.astype(np.float32), labels
 

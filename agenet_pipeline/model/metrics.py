@@ -1,7 +1,8 @@
-"""Scores of bin probabilities against true ages: exact and one-off bin accuracy, and MAE in years.
+"""Scores of a network's output against true ages: exact and one-off bin accuracy, and MAE in years.
 
-The one place these are defined: for numpy arrays (evaluation, cleaning, the Adience benchmark) and as a Keras
-metric (training's one-off accuracy).
+The one place these are defined: for numpy arrays (evaluation, cleaning, the Adience benchmark) and as Keras
+metrics (training's). The output may be over the paper's bins or over years (`core.ages.OUTPUTS`): accuracy is
+always of the paper's bins, the MAE of the output's expected age.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 
-from agenet_pipeline.core.ages import SEED_BINS, AgeBins
+from agenet_pipeline.core.ages import SEED_BINS, AgeBins, expected_age, in_bins
 
 
 @dataclass(frozen=True)
@@ -40,8 +41,8 @@ def score(probabilities: np.ndarray, ages: np.ndarray, bins: AgeBins = SEED_BINS
     probabilities, ages = np.asarray(probabilities), np.asarray(ages, dtype=np.float64)
     if len(ages) == 0:
         raise ValueError("no examples to score")
-    exact, one_off = bin_accuracies(probabilities.argmax(axis=1), bins.index(ages))
-    mae = float(np.mean(np.abs(bins.expected_age(probabilities) - ages)))
+    exact, one_off = bin_accuracies(in_bins(probabilities, bins).argmax(axis=1), bins.index(ages))
+    mae = float(np.mean(np.abs(expected_age(probabilities) - ages)))
     return Scores(exact=exact, one_off=one_off, mae=mae, count=len(ages))
 
 
@@ -78,12 +79,45 @@ def constant_guess(train_ages: np.ndarray, test_ages: np.ndarray, bins: AgeBins 
     return ConstantGuess.of(train_ages, bins).scores(test_ages, bins)
 
 
-class OneOffAccuracy(keras.metrics.MeanMetricWrapper):
-    """Share of predictions at most one bin from the true bin (the true bin is the label's most likely bin)."""
+class BinAccuracy(keras.metrics.MeanMetricWrapper):
+    """Share of predictions at most `within` bins from the true bin (the label's most likely bin), in the paper's
+    bins: a per-year output and its labels are summed into them first (`output`: the bins the network outputs)."""
 
-    def __init__(self, name: str = "one_off_accuracy", **kwargs):
-        def one_off(y_true, y_pred):
+    def __init__(self, within: int = 0, output: AgeBins = SEED_BINS, name: str = "accuracy", **kwargs):
+        coarsening = None
+        if output != SEED_BINS:
+            coarsening = keras.ops.convert_to_tensor(output.coarsening(SEED_BINS), "float32")
+
+        def accuracy(y_true, y_pred):
+            if coarsening is not None:
+                y_true, y_pred = y_true @ coarsening, keras.ops.cast(y_pred, "float32") @ coarsening
             distance = keras.ops.abs(keras.ops.argmax(y_true, axis=-1) - keras.ops.argmax(y_pred, axis=-1))
-            return keras.ops.cast(distance <= 1, "float32")
+            return keras.ops.cast(distance <= within, "float32")
 
-        super().__init__(one_off, name=name, **kwargs)
+        super().__init__(accuracy, name=name, **kwargs)
+
+
+class ExpectedAgeError(keras.metrics.MeanMetricWrapper):
+    """Mean absolute difference, in years, between the expected ages of the prediction and of the label."""
+
+    def __init__(self, output: AgeBins = SEED_BINS, name: str = "mae_years", **kwargs):
+        midpoints = keras.ops.convert_to_tensor(output.midpoints, "float32")
+
+        def error(y_true, y_pred):
+            return keras.ops.abs(expected_age_of(y_pred, midpoints) - expected_age_of(y_true, midpoints))
+
+        super().__init__(error, name=name, **kwargs)
+
+
+def expected_age_of(probabilities, midpoints):
+    """Keras ops: the expected age of each row of bin probabilities."""
+    return keras.ops.sum(keras.ops.cast(probabilities, "float32") * midpoints, axis=-1)
+
+
+def training_metrics(output: AgeBins) -> list[keras.metrics.Metric]:
+    """What `fit` reports each epoch: exact and one-off accuracy in the paper's bins, and the MAE in years."""
+    return [
+        BinAccuracy(0, output, name="accuracy"),
+        BinAccuracy(1, output, name="one_off_accuracy"),
+        ExpectedAgeError(output),
+    ]

@@ -6,7 +6,7 @@ import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from agenet_pipeline.model.architecture import RECOMMENDED, SEED, ModelConfig
+from agenet_pipeline.model.architecture import RECOMMENDED, SEED, SOFT_BINS, ModelConfig
 from agenet_pipeline.model.training import TrainingConfig
 
 
@@ -20,8 +20,21 @@ RECIPES = {
     "seed": Recipe(SEED, TrainingConfig()),
     # At 1e-3 the validation loss is noisy: the learning rate is cut after 3 epochs without improvement, so that
     # early stopping does not end training at a lucky epoch.
+    "soft_bins": Recipe(
+        SOFT_BINS, TrainingConfig(label_sigma=3.0, learning_rate=1e-3, patience=8, lr_plateau_patience=3)
+    ),
+    # DLDL-v2 on a year each: a label distribution (sd 2 years) and the expected age's error; warm-up and a cosine
+    # decay in place of plateau cuts, so that the last epochs settle; grey faces, as scanned prints are.
     "recommended": Recipe(
-        RECOMMENDED, TrainingConfig(label_sigma=3.0, learning_rate=1e-3, patience=8, lr_plateau_patience=3)
+        RECOMMENDED,
+        TrainingConfig(
+            label_sigma=2.0,
+            expected_age_weight=1.0,
+            learning_rate=1e-3,
+            schedule="cosine",
+            patience=8,
+            greyscale=0.2,
+        ),
     ),
 }
 

@@ -1,4 +1,5 @@
-"""Training: Adam, categorical cross-entropy, early stopping, a checkpoint each epoch, resumable.
+"""Training: Adam, categorical cross-entropy (with the expected age's error, when weighted), early stopping, a
+checkpoint each epoch, resumable.
 
 The same code trains with any Keras backend (`KERAS_BACKEND`: tensorflow, the default, jax or torch), on the
 CPU, one GPU or several (`model.devices`). TensorFlow reads the shards with `tf.data` (`model.input`); the other
@@ -26,7 +27,11 @@ from agenet_pipeline.model.devices import (
     uses_tf_data,
     without_tensorflow,
 )
-from agenet_pipeline.model.metrics import OneOffAccuracy
+from agenet_pipeline.model.losses import training_loss
+from agenet_pipeline.model.metrics import training_metrics
+
+SCHEDULES = ("constant", "cosine")
+WARMUP_EPOCHS = 2
 
 
 class TrainingError(RuntimeError):
@@ -46,6 +51,17 @@ class TrainingConfig:
     data_parallel: bool | None = None  # split batches over devices (None: when several GPUs are seen)
     loader_workers: int = 4  # threads decoding batches, for backends other than TensorFlow
     lr_plateau_patience: int | None = None  # epochs without improvement before the learning rate is cut to 0.3x
+    schedule: str = "constant"  # or "cosine": a linear warm-up, then a cosine decay to 0 at max_epochs
+    expected_age_weight: float = 0.0  # weight of the expected age's error (years) beside the cross-entropy
+    greyscale: float = 0.0  # when augmenting: the chance that a training face is seen in grey, as scanned prints are
+
+    def __post_init__(self) -> None:
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, not {self.schedule!r}")
+        if self.schedule == "cosine" and self.lr_plateau_patience:
+            raise ValueError("a cosine schedule sets the learning rate of every epoch: set no lr_plateau_patience")
+        if not 0 <= self.greyscale <= 1:
+            raise ValueError(f"greyscale is a probability, not {self.greyscale}")
 
 
 @dataclass(frozen=True)
@@ -126,6 +142,8 @@ def train(
     if config.lr_plateau_patience:
         plateau = keras.callbacks.ReduceLROnPlateau(factor=0.3, patience=config.lr_plateau_patience, min_lr=1e-5)
         callbacks = [plateau, *callbacks]
+    if config.schedule == "cosine":
+        callbacks = [keras.callbacks.LearningRateScheduler(lambda epoch: cosine_rate(config, epoch)), *callbacks]
     try:
         with distribution_scope(data_parallel(config.data_parallel, devices)):
             model = compiled_model(model_config, config)
@@ -141,7 +159,7 @@ def train(
     losses = history.history.get("val_loss", [])
     if not losses or not all(math.isfinite(v) for v in losses):
         raise TrainingError(f"validation loss is not finite ({losses}): training diverged")
-    # Saved and registered copies then carry no project code (the one-off metric), so they load anywhere.
+    # Saved and registered copies then carry no project code (the loss, the metrics), so they load anywhere.
     model.compile(loss="categorical_crossentropy")
     return TrainingResult(
         model=model,
@@ -156,10 +174,19 @@ def compiled_model(model_config: ModelConfig, config: TrainingConfig) -> keras.M
     model = build_model(model_config)
     model.compile(
         optimizer=keras.optimizers.Adam(config.learning_rate),
-        loss="categorical_crossentropy",
-        metrics=[keras.metrics.CategoricalAccuracy(name="accuracy"), OneOffAccuracy()],
+        loss=training_loss(model_config.output_bins, config.expected_age_weight),
+        metrics=training_metrics(model_config.output_bins),
     )
     return model
+
+
+def cosine_rate(config: TrainingConfig, epoch: int) -> float:
+    """The learning rate of `epoch` (from 0): rising linearly over the warm-up epochs (a full-width network at
+    1e-3 is unstable from its first steps), then a cosine from the full rate down to 0 at `max_epochs`."""
+    if epoch < WARMUP_EPOCHS:
+        return config.learning_rate * (epoch + 1) / (WARMUP_EPOCHS + 1)
+    progress = (epoch - WARMUP_EPOCHS) / max(1, config.max_epochs - WARMUP_EPOCHS)
+    return config.learning_rate * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
 def training_batches(
@@ -180,10 +207,11 @@ def training_batches(
 
         loader = {"epoch": epoch, "workers": config.loader_workers}
     size, batch = model_config.input_size, config.batch_size
-    shuffled = {"shuffle": True, "augment": config.augment, "seed": config.seed}
+    labels = {"bins": model_config.output_bins, "label_sigma": config.label_sigma}
+    shuffled = {"shuffle": True, "augment": config.augment, "greyscale": config.greyscale, "seed": config.seed}
     return (
-        batches(train_files, size, batch, label_sigma=config.label_sigma, **shuffled, **loader),
-        batches(validation_files, size, batch, label_sigma=config.label_sigma, **loader),
+        batches(train_files, size, batch, **labels, **shuffled, **loader),
+        batches(validation_files, size, batch, **labels, **loader),
     )
 
 

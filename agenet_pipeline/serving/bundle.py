@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from agenet_pipeline.core.ages import AgeBins
+from agenet_pipeline.core.ages import AgeBins, in_bins
 from agenet_pipeline.core.status import ERROR, NO_FACE, OK
 from agenet_pipeline.faces.detector import FaceDetector, resolve_model
 from agenet_pipeline.faces.images import ImageRejected
@@ -194,7 +194,8 @@ def photo_rows(predictor: AgePredictor, file: Path, aligned: bool = False) -> li
         x, y, w, h = map(int, face.box)
         row = {"file": str(file), "status": OK, "face": index, "box_x": x, "box_y": y, "box_w": w, "box_h": h}
         row |= {"detector_score": face.detector_score, **face_answer(probabilities, predictor.bins)}
-        rows.append(row | {f"p_{label}": float(p) for label, p in zip(predictor.bins.labels, probabilities)})
+        in_answer_bins = in_bins(probabilities, predictor.bins)
+        rows.append(row | {f"p_{label}": float(p) for label, p in zip(predictor.bins.labels, in_answer_bins)})
     return rows
 
 

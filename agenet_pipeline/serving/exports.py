@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from agenet_pipeline.core.ages import SCHEMES, AgeBins
+from agenet_pipeline.core.ages import SCHEMES, YEARS, AgeBins, network_bins
 from agenet_pipeline.core.files import write_bytes
 from agenet_pipeline.core.home import Home
 from agenet_pipeline.faces.crop import decode_crop
@@ -192,7 +192,7 @@ def export_bundle(
 
 
 def bundle_manifest(parts: ServingParts, networks: dict[str, str], source: dict[str, str]) -> dict:
-    bins = parts.bins
+    bins, output = parts.bins, network_bins(parts.network.output_shape[-1])
     return {
         "format": "agenet-bundle/1",
         "source": source,
@@ -204,7 +204,12 @@ def bundle_manifest(parts: ServingParts, networks: dict[str, str], source: dict[
             "size": parts.input_size,
             "pixels": "RGB, 0-255 (not scaled)",
         },
-        "output": {"shape": [None, len(bins)], "dtype": "float32", "meaning": "softmax over the age bins"},
+        "output": {
+            "shape": [None, len(output)],
+            "dtype": "float32",
+            "meaning": f"softmax over the output bins ({output.name})",
+            "bins": {**asdict(output), "labels": list(output.labels)},
+        },
         "bins": {**asdict(bins), "labels": list(bins.labels)},
         "face_settings": asdict(parts.settings),
         "detector": {"file": DETECTOR_FILE, "sha256": parts.detector_sha256},
@@ -213,6 +218,7 @@ def bundle_manifest(parts: ServingParts, networks: dict[str, str], source: dict[
 
 def bundle_readme(manifest: dict) -> str:
     size, settings, bins = manifest["input"]["size"], manifest["face_settings"], manifest["bins"]
+    output = manifest["output"]["bins"]
     files = "\n".join(f"- `{file}`: {kind}" for kind, file in manifest["networks"].items())
     return f"""# AgeNet age-estimation bundle
 
@@ -224,7 +230,7 @@ Source: {manifest["source"].get("model_uri", "?")} (version {manifest["source"].
 
 Every network takes the same input and gives the same output:
 - input: float32, shape (N, {size}, {size}, 3): RGB pixels 0-255, not scaled (the network scales them);
-- output: float32, shape (N, {len(bins["labels"])}): probabilities of the age bins {", ".join(bins["labels"])}.
+- output: float32, shape (N, {len(output["labels"])}): probabilities of the {_output_bins(output)}.
 The int8 TFLite network has int8 convolutions and a float32 dense head; its input and output are float32 too.
 
 ## From a photo to the network's input (as the training crops were made)
@@ -238,9 +244,31 @@ The int8 TFLite network has int8 convolutions and a float32 dense head; its inpu
    (area averaging; libjpeg's reduced-size decoding when {settings["crop_size"]} is 2, 4 or 8 times {size}).
 
 ## Reading the output
-The bin is the most probable one. The age is the expected age: the probabilities weighted by the bin midpoints
-{", ".join(f"{m:g}" for m in bins["midpoints"])} years.
+The age is the expected age: the probabilities weighted by the midpoints of the output bins
+({_midpoints(output)} years). {_reading_bins(output, bins)}
 """
+
+
+def _output_bins(output: dict) -> str:
+    if output["name"] == YEARS.name:
+        return f"years of life {output['labels'][0]}, {output['labels'][1]}, ..., {output['labels'][-1]}"
+    return f"age bins {', '.join(output['labels'])}"
+
+
+def _midpoints(output: dict) -> str:
+    if output["name"] == YEARS.name:
+        return "the middle of each year: 0.5, 1.5, ..., 99.5, and 105 for 100+"
+    return ", ".join(f"{m:g}" for m in output["midpoints"])
+
+
+def _reading_bins(output: dict, bins: dict) -> str:
+    if output["name"] == bins["name"]:
+        return "The bin is the most probable one."
+    labels = ", ".join(bins["labels"])
+    return (
+        f"A bin's probability is the sum of the probabilities of the years in it (the bins are {labels} in whole "
+        "years), and the bin is the most probable one."
+    )
 
 
 @dataclass(frozen=True)

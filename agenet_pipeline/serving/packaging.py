@@ -23,7 +23,7 @@ from mlflow.models import ModelSignature
 from mlflow.models.model import ModelInfo
 from mlflow.types.schema import Array, ColSpec, ParamSchema, ParamSpec, Schema
 
-from agenet_pipeline.core.ages import SEED_BINS, AgeBins
+from agenet_pipeline.core.ages import SEED_BINS, AgeBins, network_bins
 from agenet_pipeline.demo.synthetic_faces import draw_face
 from agenet_pipeline.faces.detector import BLAZEFACE_SHORT_RANGE_SHA256, resolve_model
 from agenet_pipeline.faces.settings import FaceSettings
@@ -95,8 +95,9 @@ def log_serving_model(
     settings: FaceSettings | None = None,
 ) -> ModelInfo:
     """Log the Keras `model` with the face stage as a pyfunc in the active run; registered when a name is given."""
-    if model.output_shape[-1] != len(bins):
-        raise ValueError(f"the model has {model.output_shape[-1]} outputs, the {bins.name} bins are {len(bins)}")
+    output = network_bins(model.output_shape[-1])
+    if not output.sums_into(bins):
+        raise ValueError(f"the model's {len(output)} outputs ({output.name}) do not sum into the {bins.name} bins")
     with tempfile.TemporaryDirectory(prefix="agenet-serving-") as tmp:
         keras_file = Path(tmp) / "agenet.keras"
         model.save(keras_file)

@@ -33,7 +33,7 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
-from agenet_pipeline.core.ages import SCHEMES
+from agenet_pipeline.core.ages import SCHEMES, in_bins
 from agenet_pipeline.core.status import ERROR, INVALID_INPUT, OK, TOO_LARGE
 from agenet_pipeline.faces.detector import FaceDetector, resolve_model
 from agenet_pipeline.faces.images import DEFAULT_MAX_BYTES, ImageRejected
@@ -65,7 +65,7 @@ OUTPUT_COLUMNS = {
     "detector_score": "double",  # None in aligned mode
     "bin": "long",
     "bin_label": "string",
-    "age": "double",  # the expected age: bin midpoints weighted by the probabilities
+    "age": "double",  # the expected age: the network's output bins (years or bins) weighted by their probabilities
     "probabilities": "array",  # of doubles, one per bin
 }
 
@@ -137,7 +137,7 @@ class AgeNetModel(mlflow.pyfunc.PythonModel):
             **dict(zip(("box_x", "box_y", "box_w", "box_h"), map(int, face.box))),
             "detector_score": face.detector_score,
             **face_answer(probabilities, self.predictor.bins),
-            "probabilities": [float(p) for p in probabilities],
+            "probabilities": [float(p) for p in in_bins(probabilities, self.predictor.bins)],
         }
 
 

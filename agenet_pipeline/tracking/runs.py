@@ -37,14 +37,15 @@ def signature(input_size: int, bins: int) -> ModelSignature:
 
 
 def training_curves(history: Mapping[str, list[float]]):
-    """A figure of loss and accuracy per epoch, training beside validation."""
+    """A figure of loss, MAE and accuracy per epoch, training beside validation."""
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
-    figure, axes = plt.subplots(1, 3, figsize=(13, 3.6))
-    for axis, metric in zip(axes, ("loss", "accuracy", "one_off_accuracy")):
+    metrics = ("loss", "mae_years", "accuracy", "one_off_accuracy")
+    figure, axes = plt.subplots(1, len(metrics), figsize=(17, 3.6))
+    for axis, metric in zip(axes, metrics):
         for prefix, style in (("", "-"), ("val_", "--")):
             values = history.get(prefix + metric)
             if values:

@@ -89,7 +89,7 @@ def tracked_training(
         mlflow.log_figure(training_curves(result.history), "training_curves.png")
         version = None
         if log_model:
-            log_network(result.model, recipe.network.input_size, recipe.network.bins)
+            log_network(result.model, recipe.network.input_size, len(recipe.network.output_bins))
         if log_model and publish:
             name, log_served = publish
             info = log_served(result.model, data.faces)

@@ -5,7 +5,18 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agenet_pipeline.core.ages import ADIENCE_BINS, MAX_AGE, MIN_AGE, SCHEMES, SEED_BINS, AgeBins
+from agenet_pipeline.core.ages import (
+    ADIENCE_BINS,
+    MAX_AGE,
+    MIN_AGE,
+    SCHEMES,
+    SEED_BINS,
+    YEARS,
+    AgeBins,
+    expected_age,
+    in_bins,
+    output_bins,
+)
 
 valid_ages = st.floats(min_value=MIN_AGE, max_value=MAX_AGE, allow_nan=False)
 schemes = st.sampled_from([SEED_BINS, ADIENCE_BINS])
@@ -138,3 +149,32 @@ def test_index_is_monotonic_in_age(bins, a, b):
     low, high = sorted((a, b))
 
     assert bins.index(low) <= bins.index(high)
+
+
+@given(valid_ages)
+def test_a_year_falls_in_the_paper_bin_of_its_age(age):
+    year = int(YEARS.index(age))
+
+    assert YEARS.coarsening(SEED_BINS)[year].tolist() == np.eye(len(SEED_BINS))[SEED_BINS.index(age)].tolist()
+
+
+def test_a_per_year_output_sums_into_the_paper_bins_and_reads_out_its_own_expected_age():
+    years = np.zeros((2, len(YEARS)))
+    years[0, [2, 3]] = 0.5  # half in 0-2, half in 3-6
+    years[1, [64, 90]] = 0.5  # both 60+: the paper's midpoint (70) would say 70, the years say 78
+
+    assert output_bins(years) == YEARS and output_bins(np.eye(len(SEED_BINS))) == SEED_BINS
+    assert in_bins(years).tolist() == [[0.5, 0.5, *[0.0] * 8], [*[0.0] * 9, 1.0]]
+    assert expected_age(years).tolist() == pytest.approx([3.0, 77.5])
+    assert in_bins(np.eye(len(SEED_BINS))).tolist() == np.eye(len(SEED_BINS)).tolist()
+    assert in_bins(years, ADIENCE_BINS)[0].tolist() == [1.0, *[0.0] * 7]
+
+
+def test_bins_that_do_not_nest_cannot_be_summed_into():
+    with pytest.raises(ValueError, match="adience bins are not unions of seed bins"):
+        SEED_BINS.coarsening(ADIENCE_BINS)
+
+
+def test_an_output_of_no_known_width_is_refused():
+    with pytest.raises(ValueError, match="an output of 8 probabilities: an age network outputs 10 .seed. or 101"):
+        expected_age(np.zeros((3, 8)))

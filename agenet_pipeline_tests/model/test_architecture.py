@@ -2,6 +2,7 @@ import dataclasses
 
 import keras
 import numpy as np
+import pytest
 
 from agenet_pipeline.model.architecture import RECOMMENDED, SEED, build_model
 
@@ -29,11 +30,17 @@ def test_seed_network_is_the_papers_table():
 
 
 def test_every_tuned_variant_is_configuration():
-    config = dataclasses.replace(SEED, input_size=64, filters=(8, 16, 32), kernel_size=5, dense_units=(32,), bins=8)
+    config = dataclasses.replace(SEED, input_size=64, filters=(8, 16, 32), kernel_size=5, dense_units=(32,))
     model = build_model(config)
     convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
     assert [c.filters for c in convs] == [8, 16, 32] and convs[0].kernel_size == (5, 5)
-    assert model.output_shape == (None, 8)
+    assert model.output_shape == (None, 10)
+    assert build_model(dataclasses.replace(config, head="years")).output_shape == (None, 101)
+
+
+def test_a_head_that_is_not_one_is_refused():
+    with pytest.raises(ValueError, match="head must be one of bins, years"):
+        dataclasses.replace(SEED, head="decades")
 
 
 def test_recommended_adds_batch_norm_and_global_pooling():

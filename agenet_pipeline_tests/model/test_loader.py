@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from agenet_pipeline.core.ages import SEED_BINS
+from agenet_pipeline.core.ages import SEED_BINS, YEARS
 from agenet_pipeline.datasets.utkface import parse_name
 from agenet_pipeline.faces.detector import FaceDetector, resolve_model
 from agenet_pipeline.faces.settings import FaceSettings
@@ -15,8 +15,10 @@ from agenet_pipeline.model.loader import (
     TrainingBatches,
     augmented,
     example_batches,
+    in_grey,
     interleaved,
     jpeg_side,
+    one_hot,
     parse_example,
     record_offsets,
     soft_labels,
@@ -111,10 +113,27 @@ def test_augmentation_is_one_seeded_transform_about_the_centre():
     assert 0 < (corners == 0).sum() < 64  # rotated or zoomed out: black comes in at the corners
 
 
-def test_label_distributions_are_those_of_the_tf_path():
+@pytest.mark.parametrize("path", ["loader", "tf.data"])
+def test_grey_faces_are_drawn_with_their_probability_and_weighed_as_the_other_path_weighs_them(path):
+    images = np.random.default_rng(0).integers(0, 256, (400, 9, 9, 3), dtype=np.uint8)
+    if path == "loader":
+        grey, kept = augmented(images, np.random.default_rng(3), 0.25), augmented(images, np.random.default_rng(3))
+    else:
+        seed = tf.constant([3, 4], tf.int64)
+        grey, kept = (tf_input.augmented(tf.constant(images), seed, p).numpy() for p in (0.25, 0.0))
+    is_grey = (grey[..., 0] == grey[..., 1]).all(axis=(1, 2)) & (grey[..., 1] == grey[..., 2]).all(axis=(1, 2))
+    assert 60 < is_grey.sum() < 140  # about a quarter
+    assert np.array_equal(grey[~is_grey], kept[~is_grey])  # the same transforms; only the grey ones differ
+    assert np.array_equal(grey[is_grey], in_grey(kept[is_grey]))
+    assert np.array_equal(in_grey(images), tf_input.in_grey(tf.constant(images)).numpy())
+
+
+@pytest.mark.parametrize(("bins", "sigma"), [(SEED_BINS, 3.0), (YEARS, 2.0)])
+def test_label_distributions_are_those_of_the_tf_path(bins, sigma):
     ages = np.arange(0, 117, 0.5, dtype=np.float32)
-    expected = tf_input.soft_labels(tf.constant(ages), SEED_BINS, 3.0).numpy()
-    np.testing.assert_allclose(soft_labels(ages, SEED_BINS, 3.0), expected, atol=1e-6)
+    expected = tf_input.soft_labels(tf.constant(ages), bins, sigma).numpy()
+    np.testing.assert_allclose(soft_labels(ages, bins, sigma), expected, atol=1e-6)
+    np.testing.assert_array_equal(one_hot(ages, bins), tf_input.one_hot(tf.constant(ages), bins).numpy())
 
 
 def test_records_are_indexed_and_parsed_without_tensorflow(real_records):

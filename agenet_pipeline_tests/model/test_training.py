@@ -9,8 +9,11 @@ import keras
 import numpy as np
 import pytest
 
+from agenet_pipeline.core.ages import YEARS
 from agenet_pipeline.model.architecture import SEED
 from agenet_pipeline.model.input import batches
+from agenet_pipeline.model.losses import training_loss
+from agenet_pipeline.model.metrics import training_metrics
 from agenet_pipeline.model.recipes import RECIPES
 from agenet_pipeline.model.training import TrainingConfig, TrainingError, check_training_set, train
 
@@ -126,15 +129,52 @@ def test_training_returns_the_best_epochs_weights_and_cuts_the_rate_on_a_plateau
     assert returned == pytest.approx(log.val_losses[best], abs=1e-5)
 
 
-def test_recommended_recipe_trains_on_label_distributions(records, tmp_path):
-    recipe = RECIPES["recommended"]
+@pytest.mark.parametrize("name", ["recommended", "soft_bins"])
+def test_our_recipes_train_on_label_distributions(records, tmp_path, name):
+    """`recommended`: a year each, the expected age's error in the loss, warm-up, a cosine; `soft_bins`: ten bins."""
+    recipe = RECIPES[name]
     network = dataclasses.replace(recipe.network, input_size=32, filters=(8, 16), dense_units=(16,))
-    config = dataclasses.replace(recipe.training, max_epochs=3, batch_size=8)
+    config = dataclasses.replace(recipe.training, max_epochs=4, batch_size=8)
     assert config.label_sigma
-    result = train(network, config, records["train"], records["validation"], tmp_path)
-    assert result.epochs == 3 and result.history["loss"][-1] < result.history["loss"][0]
+    log = EpochLog()
+    result = train(network, config, records["train"], records["validation"], tmp_path, callbacks=[log])
+    assert result.epochs == 4 and result.history["loss"][-1] < result.history["loss"][0]
+    assert set(result.history) >= {"accuracy", "one_off_accuracy", "mae_years", "val_mae_years"}
     probabilities = result.model.predict_on_batch(np.zeros((2, 32, 32, 3), np.float32))
-    assert probabilities.shape == (2, 10) and np.allclose(probabilities.sum(axis=1), 1, atol=1e-5)
+    width = {"recommended": 101, "soft_bins": 10}[name]
+    assert probabilities.shape == (2, width) and np.allclose(probabilities.sum(axis=1), 1, atol=1e-5)
+    if config.schedule == "cosine":
+        assert log.learning_rates == pytest.approx([1e-3 / 3, 2e-3 / 3, 1e-3, 0.5e-3], rel=1e-5)
+
+
+def test_the_expected_age_term_is_the_error_in_years_beside_the_cross_entropy():
+    label = np.zeros((1, len(YEARS)), np.float32)
+    label[0, 30] = 1.0
+    prediction = np.zeros((1, len(YEARS)), np.float32)
+    prediction[0, [30, 40]] = 0.5  # expected age 35.5 against 30.5
+    cross_entropy = -math.log(0.5)
+    for weight, expected in ((0.0, cross_entropy), (1.0, cross_entropy + 5.0), (0.5, cross_entropy + 2.5)):
+        loss = keras.losses.get(training_loss(YEARS, weight))
+        assert float(np.mean(loss(label, prediction))) == pytest.approx(expected, rel=1e-4)
+
+
+def test_training_metrics_score_a_per_year_output_in_the_paper_bins():
+    years = np.zeros((2, len(YEARS)), np.float32)
+    years[0, 25], years[1, 40] = 1.0, 1.0  # bins 5 (23-26) and 7 (34-44)
+    predicted = np.zeros_like(years)
+    predicted[0, 23], predicted[1, 50] = 1.0, 1.0  # the same bin, and one bin off (45-59), 10 years off
+    values = {}
+    for metric in training_metrics(YEARS):
+        metric.update_state(years, predicted)
+        values[metric.name] = float(metric.result())
+    assert values == pytest.approx({"accuracy": 0.5, "one_off_accuracy": 1.0, "mae_years": 6.0})
+
+
+def test_a_cosine_schedule_and_plateau_cuts_are_not_mixed():
+    with pytest.raises(ValueError, match="cosine schedule sets the learning rate of every epoch"):
+        TrainingConfig(schedule="cosine", lr_plateau_patience=3)
+    with pytest.raises(ValueError, match="schedule must be one of constant, cosine"):
+        TrainingConfig(schedule="onecycle")
 
 
 def test_empty_or_single_bin_training_sets_are_refused():

@@ -17,7 +17,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from agenet_pipeline.core.ages import SEED_BINS
+from agenet_pipeline.core.ages import SEED_BINS, expected_age, in_bins, network_bins
 from agenet_pipeline.demo.synthetic_faces import draw_face
 from agenet_pipeline.faces.crop import decode_crop
 from agenet_pipeline.serving.bundle import MANIFEST, Bundle, BundleError
@@ -164,19 +164,19 @@ def exported_parity(champion: ServingParts, train, test, folder: Path) -> dict[s
     network.compile(keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy")
     pixels, ages = network_inputs(champion, train)
     keras.utils.set_random_seed(0)
-    network.fit(pixels, SEED_BINS.index(ages), epochs=60, batch_size=32, verbose=0)
+    network.fit(pixels, network_bins(network.output_shape[-1]).index(ages), epochs=60, batch_size=32, verbose=0)
     parts = ServingParts(network, champion.detector, champion.detector_sha256, champion.bins, champion.settings)
     bundle = Bundle(folder, export_bundle(parts, folder, calibration=pixels))
     pixels, ages = network_inputs(champion, test)
     keras_answer = network.predict_on_batch(pixels)
-    keras_mae = np.abs(SEED_BINS.expected_age(keras_answer) - ages).mean()
+    keras_mae = np.abs(expected_age(keras_answer) - ages).mean()
     found = {}
     for name in ("saved_model", "onnx", "tflite_float32", "tflite_float16", "tflite_int8"):
         answer = saved_model_answer(folder, pixels) if name == "saved_model" else bundle.network(name, 1)(pixels)
         found[name] = {
             "difference": float(np.abs(answer - keras_answer).max()),
-            "same_bin": float((answer.argmax(1) == keras_answer.argmax(1)).mean()),
-            "mae_gap": float(abs(np.abs(SEED_BINS.expected_age(answer) - ages).mean() - keras_mae)),
+            "same_bin": float((in_bins(answer).argmax(1) == in_bins(keras_answer).argmax(1)).mean()),
+            "mae_gap": float(abs(np.abs(expected_age(answer) - ages).mean() - keras_mae)),
         }
     return found
 
@@ -206,6 +206,10 @@ def test_the_bundle_readme_describes_the_crop_the_network_was_trained_on(bundle)
     readme = (bundle / "README.md").read_text()
     assert f"JPEG quality {manifest['face_settings']['jpeg_quality']}" in readme
     assert f"plus {manifest['face_settings']['margin']} of it on each" in readme
+    # The champion's head is a year each: its output, and how the paper's bins are read from it.
+    assert manifest["output"]["shape"] == [None, 101] and manifest["output"]["bins"]["name"] == "years"
+    assert "shape (N, 101): probabilities of the years of life 0, 1, ..., 100+" in readme
+    assert "sum of the probabilities of the years in it (the bins are 0-2, 3-6," in readme
 
 
 def test_int8_calibrates_on_the_usable_training_crops_of_the_versions_datasets(tmp_path):

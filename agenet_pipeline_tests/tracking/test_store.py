@@ -36,11 +36,14 @@ def test_training_curves_plot_every_metric():
     history = {
         "loss": [2.0, 1.5],
         "val_loss": [2.1, 1.7],
+        "mae_years": [9.0, 7.0],
+        "val_mae_years": [9.5, 8.0],
         "accuracy": [0.2, 0.3],
         "val_accuracy": [0.1, 0.2],
         "one_off_accuracy": [0.4, 0.5],
         "val_one_off_accuracy": [0.3, 0.4],
     }
     figure = training_curves(history)
-    assert [len(axis.lines) for axis in figure.axes] == [2, 2, 2]
+    assert [len(axis.lines) for axis in figure.axes] == [2, 2, 2, 2]
     assert np.allclose(figure.axes[0].lines[1].get_ydata(), [2.1, 1.7])
+    assert np.allclose(figure.axes[1].lines[1].get_ydata(), [9.5, 8.0])

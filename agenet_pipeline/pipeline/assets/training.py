@@ -41,7 +41,11 @@ class ModelTrainingConfig(Config):
 
     recipe: str = Field(
         default="recommended",
-        description="'recommended' (ours, the default) or 'seed' (the paper's network and training)",
+        description="'recommended' (ours, the default), 'soft_bins' (ours before it: ten bins, plateau cuts) or "
+        "'seed' (the paper's network and training)",
+    )
+    head: str | None = Field(
+        default=None, description="The network's output: 'years' (one per year of life) or 'bins' (the paper's ten)"
     )
     input_size: int | None = Field(default=None, description="Side of the square input in pixels (256)")
     filters: list[int] | None = Field(default=None, description="Filters per conv layer (64, 128, 256, 512, 1024)")
@@ -54,6 +58,11 @@ class ModelTrainingConfig(Config):
     lr_plateau_patience: int | None = Field(
         default=None, description="Epochs without validation improvement before the learning rate is cut to 0.3x"
     )
+    schedule: str | None = Field(
+        default=None,
+        description="Learning rate by epoch: 'constant' or 'cosine' (2 warm-up epochs, then a cosine to 0 at "
+        "max_epochs) (recommended: cosine)",
+    )
     batch_size: int | None = Field(default=None, description="Batch size (32)")
     max_epochs: int | None = Field(default=None, description="Epoch limit; early stopping usually ends sooner (30)")
     patience: int | None = Field(
@@ -61,7 +70,13 @@ class ModelTrainingConfig(Config):
     )
     seed: int | None = Field(default=None, description="Seed of initialisation, shuffling and augmentation (0)")
     label_sigma: float | None = Field(
-        default=None, description="Train on a label distribution this many years wide (recommended: 3; seed: none)"
+        default=None, description="Train on a label distribution this many years wide (recommended: 2; seed: none)"
+    )
+    expected_age_weight: float | None = Field(
+        default=None, description="Weight of the expected age's error (years) in the loss (recommended: 1; seed: 0)"
+    )
+    greyscale: float | None = Field(
+        default=None, description="Chance that an augmented training face is seen in grey (recommended: 0.2)"
     )
     mixed_precision: bool | None = Field(
         default=None, description="On a GPU, bfloat16 compute where it has it, else float16 (off)"
