@@ -1,9 +1,9 @@
 """Quality on real faces as users are judged: each recipe trained by the Dagster `full_job` itself, at the settings
 of configs/utkface.yaml, and scored on UTKFace part 1's test split and on FG-NET (another source, never trained on).
 
-    .venv/bin/python benchmarks/quality.py                                  # seed and recommended, seeds 0 and 1
+    .venv/bin/python benchmarks/quality.py                                  # soft_bins and recommended, seeds 0, 1
     .venv/bin/python benchmarks/quality.py --recipes recommended --seeds 0 1 2
-    .venv/bin/python benchmarks/quality.py --try "sigma2: recipe=recommended label_sigma=2"
+    .venv/bin/python benchmarks/quality.py --try "sigma3: recipe=recommended label_sigma=3"
     .venv/bin/python benchmarks/quality.py --set max_epochs=30             # a setting changed for every run
 
 Each run is `dagster job execute -m agenet_pipeline -j full_job -c <config>` in a project folder of its own under
@@ -45,7 +45,9 @@ HEADLINE_GROUPS = {"0_12": "MAE 0-12", "60_plus": "MAE 60+"}
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--recipes", nargs="*", default=["seed", "recommended"], help="recipe names")
+    parser.add_argument(
+        "--recipes", nargs="*", default=["soft_bins", "recommended"], help="recipe names (the paper's: seed)"
+    )
     parser.add_argument(
         "--try",
         dest="tries",

@@ -114,6 +114,16 @@ def expected_age(probabilities) -> np.ndarray:
     return output_bins(probabilities).expected_age(probabilities)
 
 
+def predicted_bins(probabilities, bins: AgeBins = SEED_BINS) -> np.ndarray:
+    """The bin in `bins` that a network's output answers: the most probable of an output over `bins`; for a
+    per-year output, the bin of its expected age, so that the bin and the age it answers agree (a model trained on
+    the expected age's error spreads its years wider than a bin, and the most probable sum of them was 13 points
+    less often the true bin on the demo)."""
+    if output_bins(probabilities) == bins:
+        return np.asarray(probabilities).argmax(axis=-1)
+    return bins.index(expected_age(probabilities))
+
+
 def age_problem(age: float | None) -> str | None:
     """Why an age label cannot be used, or None when it can."""
     if age is None or not np.isfinite(age):

@@ -10,6 +10,7 @@ import keras
 import polars as pl
 import tensorflow as tf
 
+from agenet_pipeline.core.ages import network_bins
 from agenet_pipeline.evaluation.adience import shared_users
 from agenet_pipeline.model.batch_prediction import Predictions, concat, predict_files
 from agenet_pipeline.model.input import batches
@@ -49,7 +50,13 @@ def _fine_tuned(model_path: Path, train_files: list[str], settings: FineTuning) 
     model = keras.models.load_model(model_path)
     model.compile(optimizer=keras.optimizers.Adam(settings.learning_rate), loss="categorical_crossentropy")
     data = batches(
-        train_files, model.input_shape[1], settings.batch_size, shuffle=True, augment=True, seed=settings.seed
+        train_files,
+        model.input_shape[1],
+        settings.batch_size,
+        shuffle=True,
+        augment=True,
+        seed=settings.seed,
+        bins=network_bins(model.output_shape[-1]),
     )
     model.fit(data, epochs=settings.epochs, verbose=0)
     return model

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from agenet_pipeline.core.ages import SEED_BINS, AgeBins, expected_age, in_bins
+from agenet_pipeline.core.ages import SEED_BINS, AgeBins, expected_age, in_bins, predicted_bins
 from agenet_pipeline.datasets.splits import EVALUATION
 from agenet_pipeline.model.batch_prediction import Predictions
 from agenet_pipeline.model.metrics import ConstantGuess, score
@@ -51,7 +51,7 @@ def dataset_scores(predictions: Predictions, guess: ConstantGuess, bins: AgeBins
 def confusion_matrix(predictions: Predictions, bins: AgeBins = SEED_BINS) -> np.ndarray:
     """Counts of (true bin, predicted bin): rows are the truth."""
     matrix = np.zeros((len(bins), len(bins)), np.int64)
-    np.add.at(matrix, (bins.index(predictions.ages), in_bins(predictions.probabilities, bins).argmax(axis=1)), 1)
+    np.add.at(matrix, (bins.index(predictions.ages), predicted_bins(predictions.probabilities, bins)), 1)
     return matrix
 
 
@@ -92,9 +92,9 @@ def calibration(probabilities: np.ndarray, ages: np.ndarray, bins: AgeBins = SEE
     gap between accuracy and confidence."""
     if len(ages) == 0:
         raise ValueError("no examples to calibrate")
-    probabilities = in_bins(probabilities, bins)
-    confidence = probabilities.max(axis=1).astype(np.float64)
-    correct = (probabilities.argmax(axis=1) == bins.index(ages)).astype(np.float64)
+    predicted = predicted_bins(probabilities, bins)
+    confidence = in_bins(probabilities, bins)[np.arange(len(predicted)), predicted].astype(np.float64)
+    correct = (predicted == bins.index(ages)).astype(np.float64)
     interval = np.minimum((confidence * intervals).astype(np.int64), intervals - 1)
     rows, ece = [], 0.0
     for i in range(intervals):

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 
-from agenet_pipeline.core.ages import SEED_BINS, AgeBins, expected_age, in_bins
+from agenet_pipeline.core.ages import SEED_BINS, AgeBins, expected_age, predicted_bins
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ def score(probabilities: np.ndarray, ages: np.ndarray, bins: AgeBins = SEED_BINS
     probabilities, ages = np.asarray(probabilities), np.asarray(ages, dtype=np.float64)
     if len(ages) == 0:
         raise ValueError("no examples to score")
-    exact, one_off = bin_accuracies(in_bins(probabilities, bins).argmax(axis=1), bins.index(ages))
+    exact, one_off = bin_accuracies(predicted_bins(probabilities, bins), bins.index(ages))
     mae = float(np.mean(np.abs(expected_age(probabilities) - ages)))
     return Scores(exact=exact, one_off=one_off, mae=mae, count=len(ages))
 
@@ -80,18 +80,22 @@ def constant_guess(train_ages: np.ndarray, test_ages: np.ndarray, bins: AgeBins 
 
 
 class BinAccuracy(keras.metrics.MeanMetricWrapper):
-    """Share of predictions at most `within` bins from the true bin (the label's most likely bin), in the paper's
-    bins: a per-year output and its labels are summed into them first (`output`: the bins the network outputs)."""
+    """Share of predictions at most `within` of the paper's bins from the true bin (the label's most likely bin;
+    a per-year label summed into the bins), the predicted bin as `core.ages.predicted_bins` reads it (`output`:
+    the bins the network outputs)."""
 
     def __init__(self, within: int = 0, output: AgeBins = SEED_BINS, name: str = "accuracy", **kwargs):
-        coarsening = None
-        if output != SEED_BINS:
-            coarsening = keras.ops.convert_to_tensor(output.coarsening(SEED_BINS), "float32")
+        coarsening = keras.ops.convert_to_tensor(output.coarsening(SEED_BINS), "float32")
+        midpoints = keras.ops.convert_to_tensor(output.midpoints, "float32")
+        inner_cut_points = [float(age) for age in SEED_BINS.cut_points[1:]]
 
         def accuracy(y_true, y_pred):
-            if coarsening is not None:
-                y_true, y_pred = y_true @ coarsening, keras.ops.cast(y_pred, "float32") @ coarsening
-            distance = keras.ops.abs(keras.ops.argmax(y_true, axis=-1) - keras.ops.argmax(y_pred, axis=-1))
+            truth = keras.ops.argmax(keras.ops.cast(y_true, "float32") @ coarsening, axis=-1)
+            if output == SEED_BINS:
+                predicted = keras.ops.argmax(y_pred, axis=-1)
+            else:
+                predicted = keras.ops.digitize(expected_age_of(y_pred, midpoints), inner_cut_points)
+            distance = keras.ops.abs(keras.ops.cast(truth, "int32") - keras.ops.cast(predicted, "int32"))
             return keras.ops.cast(distance <= within, "float32")
 
         super().__init__(accuracy, name=name, **kwargs)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from agenet_pipeline.core.ages import AgeBins, expected_age, in_bins
+from agenet_pipeline.core.ages import AgeBins, expected_age, predicted_bins
 from agenet_pipeline.core.status import OUTSIDE_ROOT, TOO_LARGE, UNREADABLE
 from agenet_pipeline.faces.crop import decode_crop, encode_crop, square_crop
 from agenet_pipeline.faces.detector import FaceDetector
@@ -144,7 +144,7 @@ class AgePredictor:
 
 
 def face_answer(probabilities: np.ndarray, bins: AgeBins) -> dict:
-    """What the model says of one face, from the network's output for it (over `bins` or over years): its most
-    probable bin and the expected age."""
-    best = int(np.argmax(in_bins(probabilities, bins)))
+    """What the model says of one face, from the network's output for it (over `bins` or over years): its bin
+    (`core.ages.predicted_bins`) and the expected age."""
+    best = int(predicted_bins(probabilities, bins))
     return {"bin": best, "bin_label": bins.labels[best], "age": float(expected_age(probabilities))}

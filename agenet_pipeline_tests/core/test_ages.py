@@ -16,6 +16,7 @@ from agenet_pipeline.core.ages import (
     expected_age,
     in_bins,
     output_bins,
+    predicted_bins,
 )
 
 valid_ages = st.floats(min_value=MIN_AGE, max_value=MAX_AGE, allow_nan=False)
@@ -168,6 +169,17 @@ def test_a_per_year_output_sums_into_the_paper_bins_and_reads_out_its_own_expect
     assert expected_age(years).tolist() == pytest.approx([3.0, 77.5])
     assert in_bins(np.eye(len(SEED_BINS))).tolist() == np.eye(len(SEED_BINS)).tolist()
     assert in_bins(years, ADIENCE_BINS)[0].tolist() == [1.0, *[0.0] * 7]
+
+
+def test_the_bin_of_a_per_year_output_is_that_of_its_age_and_of_a_bins_output_the_most_probable():
+    years = np.zeros((2, len(YEARS)))
+    years[0, [20, 24, 30]] = [0.3, 0.3, 0.4]  # 27-33 is the most probable bin; the age, 25.7, is in 23-26
+    years[1, 64] = 1.0
+    bins = np.eye(len(SEED_BINS))[[2, 9]] * 0.6 + 0.04
+
+    assert predicted_bins(years).tolist() == [5, 9] and in_bins(years)[0].argmax() == 6
+    assert predicted_bins(years[0]) == 5
+    assert predicted_bins(bins).tolist() == [2, 9]
 
 
 def test_bins_that_do_not_nest_cannot_be_summed_into():

@@ -23,10 +23,10 @@ SETTINGS = FineTuning(epochs=1, batch_size=8)
 FACES = {"row": pl.Int64, "fold": pl.Int64, "user_id": pl.String}
 
 
-@pytest.fixture(scope="module")
-def model_path(tmp_path_factory):
+@pytest.fixture(scope="module", params=["bins", "years"])
+def model_path(tmp_path_factory, request):
     path = tmp_path_factory.mktemp("model") / "age_model.keras"
-    model = build_model(ModelConfig(input_size=32, filters=(8, 16), dense_units=(16,)))
+    model = build_model(ModelConfig(input_size=32, filters=(8, 16), dense_units=(16,), head=request.param))
     model.compile(loss="categorical_crossentropy")
     model.save(path)
     return path

@@ -108,7 +108,7 @@ def test_the_age_model_is_a_registered_version_with_its_run(project, mlflow_stor
     logged = client.search_logged_models([run.info.experiment_id], filter_string=f"source_run_id = '{run.info.run_id}'")
     ids = {model.name: model.model_id for model in logged}
     assert set(ids) == {"model", "serving_model"} and version.source == f"models:/{ids['serving_model']}"
-    assert mlflow.keras.load_model(f"models:/{ids['model']}").output_shape == (None, 10)
+    assert mlflow.keras.load_model(f"models:/{ids['model']}").output_shape == (None, 101)
     served = mlflow.pyfunc.load_model(f"models:/agenet/{version.version}")  # photos in, a row per face out
     photo = cv2.imencode(".jpg", draw_face(30.0, np.random.default_rng(0), 256))[1].tobytes()
     answer = served.predict(pandas.DataFrame({"image": [photo]}))
