@@ -24,6 +24,7 @@ stopped and started again.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import shlex
@@ -203,7 +204,9 @@ def main(argv: list[str] | None = None) -> None:
             key = {"name": name, "seed": seed, "settings": settings, "config": str(args.config.resolve())}
             found = next((r for r in done if {k: r.get(k) for k in key} == key), None)
             if found is None:
-                project = args.work / f"{name}-seed{seed}"
+                # A folder per candidate, seed and settings: a run never lands in another run's project.
+                digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:8]
+                project = args.work / f"{name}-seed{seed}-{digest}"
                 print(f"{name}, seed {seed}: full_job in {project} ...", flush=True)
                 seconds = run_job(project, run_config(args.config, settings, seed), args.utkface, args.fgnet)
                 found = {**key, "job_seconds": seconds, **scores_of(project)}

@@ -100,7 +100,7 @@ def evaluation_report(
             f"ages: for bin accuracy always the most frequent training bin ({bins.labels[guess.bin]}), for MAE always "
             f"the median training age ({guess.age:g} years). The model's MAE is of its expected age (the midpoints "
             "of its output's bins, a year each or the paper's ten, weighted by the predicted probabilities); its bin "
-            "is the most probable of the paper's bins (a year's probability counts in the bin that holds it).\n"
+            "is the most probable of the paper's bins, or for a per-year output the bin of its expected age.\n"
         ),
         "\n## Scores per dataset (the paper's Table 4)\n",
     ]

@@ -6,7 +6,7 @@ the age bins. `SOFT_BINS` adds batch normalisation and global average pooling, w
 batch normalisation and the augmentation, 0.25 left the network underfitting); its softmax is trained on soft
 labels (`input.soft_labels`) and read out as an expected age (`AgeBins.expected_age`). `RECOMMENDED` is that network
 with a `years` head: a softmax over each year of life (`core.ages.YEARS`), whose expected age is not held to ten
-midpoints (the 60+ bin alone spans decades), and whose sums over the paper's bins give the bin answer.
+midpoints (the 60+ bin alone spans decades); its bin answer is the paper's bin of that age.
 """
 
 from __future__ import annotations

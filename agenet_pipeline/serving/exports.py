@@ -266,8 +266,8 @@ def _reading_bins(output: dict, bins: dict) -> str:
         return "The bin is the most probable one."
     labels = ", ".join(bins["labels"])
     return (
-        f"A bin's probability is the sum of the probabilities of the years in it (the bins are {labels} in whole "
-        "years), and the bin is the most probable one."
+        f"The bin is the one that holds the age (the bins are {labels} in whole years); a bin's probability is "
+        "the sum of the probabilities of the years in it."
     )
 
 

@@ -209,7 +209,7 @@ def test_the_bundle_readme_describes_the_crop_the_network_was_trained_on(bundle)
     # The champion's head is a year each: its output, and how the paper's bins are read from it.
     assert manifest["output"]["shape"] == [None, 101] and manifest["output"]["bins"]["name"] == "years"
     assert "shape (N, 101): probabilities of the years of life 0, 1, ..., 100+" in readme
-    assert "sum of the probabilities of the years in it (the bins are 0-2, 3-6," in readme
+    assert "The bin is the one that holds the age (the bins are 0-2, 3-6," in readme
 
 
 def test_int8_calibrates_on_the_usable_training_crops_of_the_versions_datasets(tmp_path):
