@@ -16,9 +16,9 @@ the median training age for MAE, the most frequent training bin for accuracy) an
 scores: the benchmark measures the product, not a copy of it. Training time is the age_model run's wall time in
 MLflow.
 
-Finished runs are kept as JSON lines in `<work>/quality-runs.jsonl`, and a run already there is not trained again
-(delete the line, or use another `--work`, to redo it): the whole comparison takes hours on two cores, and can be
-stopped and started again.
+Finished runs are kept as JSON lines in `<work>/quality-runs.jsonl`, each with the whole run config it trained
+with, and a run whose config is already there is not trained again (delete the line, or use another `--work`, to
+redo it): the whole comparison takes hours on two cores, and can be stopped and started again.
 """
 
 from __future__ import annotations
@@ -201,17 +201,19 @@ def main(argv: list[str] | None = None) -> None:
     runs = []
     for name, settings in candidates(args).items():
         for seed in args.seeds:
-            key = {"name": name, "seed": seed, "settings": settings, "config": str(args.config.resolve())}
-            found = next((r for r in done if {k: r.get(k) for k in key} == key), None)
+            config = run_config(args.config, settings, seed)
+            # A run is known by the whole run config it trained with (the config file's content, the candidate's
+            # settings, the seed), whatever its name: the same config is the same job.
+            found = next((r for r in done if r.get("run_config") == config), None)
             if found is None:
-                # A folder per candidate, seed and settings: a run never lands in another run's project.
-                digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:8]
-                project = args.work / f"{name}-seed{seed}-{digest}"
+                digest = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:8]
+                project = args.work / f"{name}-seed{seed}-{digest}"  # never another run's project
                 print(f"{name}, seed {seed}: full_job in {project} ...", flush=True)
-                seconds = run_job(project, run_config(args.config, settings, seed), args.utkface, args.fgnet)
-                found = {**key, "job_seconds": seconds, **scores_of(project)}
+                seconds = run_job(project, config, args.utkface, args.fgnet)
+                found = {"run_config": config, "job_seconds": seconds, **scores_of(project)}
                 with open(log, "a") as out:
                     out.write(json.dumps(found) + "\n")
+            found = {**found, "name": name, "seed": seed, "settings": settings}
             runs.append(found)
     print(f"\n{len(runs)} runs of full_job with {args.config} (UTKFace {args.utkface}, FG-NET {args.fgnet})")
     for run in runs:
