@@ -146,16 +146,12 @@ def input_share(network, training, files: list[str], steps: int) -> dict:
     import numpy as np
 
     from agenet_pipeline.model.devices import accelerators, precision_policy
-    from agenet_pipeline.model.loader import TrainingBatches
-    from agenet_pipeline.model.training import compiled_model
+    from agenet_pipeline.model.training import compiled_model, training_batches
 
     keras.mixed_precision.set_global_policy(precision_policy(training.mixed_precision, accelerators()))
     try:
         model = compiled_model(network, training)
-        options = {"shuffle": True, "augment": training.augment, "seed": training.seed}
-        loader = TrainingBatches(
-            files, network.input_size, training.batch_size, **options, workers=training.loader_workers
-        )
+        loader, _ = training_batches(network, training, files, files)  # the training asset's own batches
         batches = [loader[i] for i in range(min(steps, len(loader)))]
         images, labels = np.concatenate([b[0] for b in batches]), np.concatenate([b[1] for b in batches])
         rates = {}
