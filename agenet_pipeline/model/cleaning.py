@@ -64,14 +64,14 @@ def _judged(home: Home, splits: pl.DataFrame, threshold: float) -> pl.DataFrame:
     judged = []
     for split in CLEANED_SPLITS:
         files = shard_files(home.shards_folder, shard_name(split, "imdb_wiki"))
-        keys, probabilities = predict_files(model, [str(f) for f in files])
-        labelled = keys["bin"].to_numpy()
+        keys, output = predict_files(model, [str(f) for f in files])
+        probabilities, labelled = in_bins(output), keys["bin"].to_numpy()
         judged.append(
             keys.with_columns(
                 pl.lit(split).alias("split"),
                 pl.Series("neighbourhood_mass", neighbourhood_mass(probabilities, labelled)),
                 pl.Series("kept", keep(probabilities, labelled, threshold)),
-                pl.Series("probabilities", in_bins(probabilities).tolist()),
+                pl.Series("probabilities", probabilities.tolist()),
             )
         )
     return pl.concat(judged).join(splits.select("dataset", "row", "crop_bytes", "image_path"), on=["dataset", "row"])

@@ -8,10 +8,10 @@ from collections.abc import Sequence
 import tensorflow as tf
 
 from agenet_pipeline.core.ages import SEED_BINS, AgeBins
+from agenet_pipeline.model.augmentation import LUMA, MAX_ANGLE, ZOOM
 from agenet_pipeline.model.records import feature_spec
 
 AUTOTUNE = tf.data.AUTOTUNE
-LUMA = (0.299, 0.587, 0.114)
 
 
 def soft_labels(age: tf.Tensor, bins: AgeBins, sigma: float) -> tf.Tensor:
@@ -46,8 +46,8 @@ def augmented(images: tf.Tensor, seed: tf.Tensor, greyscale: float = 0.0) -> tf.
     n = tf.shape(images)[0]
     flip_seed, angle_seed, scale_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 3))
     flip = tf.where(tf.random.stateless_uniform([n], flip_seed) < 0.5, -1.0, 1.0)
-    angle = tf.random.stateless_uniform([n], angle_seed, -0.1 * math.pi, 0.1 * math.pi)
-    scale = tf.random.stateless_uniform([n], scale_seed, 0.9, 1.1)
+    angle = tf.random.stateless_uniform([n], angle_seed, -MAX_ANGLE, MAX_ANGLE)
+    scale = tf.random.stateless_uniform([n], scale_seed, *ZOOM)
     size = tf.cast(tf.shape(images)[1:3], tf.float32)
     cy, cx = (size[0] - 1) / 2, (size[1] - 1) / 2
     # Output pixel p samples the input at M (p - c) + c, with M = scale * rotation * diag(flip, 1).
@@ -70,7 +70,7 @@ def augmented(images: tf.Tensor, seed: tf.Tensor, greyscale: float = 0.0) -> tf.
 
 
 def in_grey(images: tf.Tensor) -> tf.Tensor:
-    """uint8 RGB images with each pixel's luma (ITU-R 601: 0.299 R + 0.587 G + 0.114 B) in all three channels."""
+    """uint8 RGB images with each pixel's luma (`augmentation.LUMA`) in all three channels."""
     luma = tf.tensordot(tf.cast(images, tf.float32), tf.constant(LUMA), axes=[[3], [0]])
     return tf.repeat(tf.saturate_cast(tf.round(luma), tf.uint8)[..., None], 3, axis=-1)
 

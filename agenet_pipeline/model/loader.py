@@ -26,12 +26,9 @@ import numpy as np
 
 from agenet_pipeline.core.ages import SEED_BINS, AgeBins
 from agenet_pipeline.faces.crop import decode_crop
+from agenet_pipeline.model.augmentation import LUMA, MAX_ANGLE, ZOOM
 
-# The paper's augmentation, as `model.input.augmented` draws it.
-MAX_ANGLE = 0.1 * math.pi
-ZOOM = (0.9, 1.1)
 INTERLEAVE_CYCLE = 8  # files read at once, as `model.input` reads them
-LUMA = (0.299, 0.587, 0.114)  # as `model.input.in_grey` weighs the channels
 
 
 class RecordError(ValueError):

@@ -250,15 +250,17 @@ The age is the expected age: the probabilities weighted by the midpoints of the 
 
 
 def _output_bins(output: dict) -> str:
-    if output["name"] == YEARS.name:
-        return f"years of life {output['labels'][0]}, {output['labels'][1]}, ..., {output['labels'][-1]}"
-    return f"age bins {', '.join(output['labels'])}"
+    kind = "years of life" if output["name"] == YEARS.name else "age bins"
+    return f"{kind} {_listed(output['labels'])}"
 
 
 def _midpoints(output: dict) -> str:
-    if output["name"] == YEARS.name:
-        return "the middle of each year: 0.5, 1.5, ..., 99.5, and 105 for 100+"
-    return ", ".join(f"{m:g}" for m in output["midpoints"])
+    return _listed([f"{m:g}" for m in output["midpoints"]])
+
+
+def _listed(items: list[str]) -> str:
+    """The items, a long list shortened to its first two and its last."""
+    return ", ".join(items) if len(items) <= 12 else f"{items[0]}, {items[1]}, ..., {items[-1]}"
 
 
 def _reading_bins(output: dict, bins: dict) -> str:
