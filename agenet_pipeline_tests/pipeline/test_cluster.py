@@ -255,10 +255,11 @@ def test_a_killed_worker_fails_its_step_and_a_reexecution_from_the_failure_redoe
     assert job.returncode != 0
     failed = instance.get_run_by_id(run_id)
     assert failed.status == DagsterRunStatus.FAILURE
-    # A step running when the pool died may still have finished first: the lost ones are those the run's error names.
-    lost = [step for step in running if f"[{step}]: billiard.exceptions.WorkerLostError" in output]
-    assert lost and "WorkerLostError" in output, output[-3000:]
+    named = [step for step in running if f"[{step}]: billiard.exceptions.WorkerLostError" in output]
+    assert named and "WorkerLostError" in output, output[-3000:]
     finished = succeeded_shard_steps(instance, run_id)
+    # A named step may have recorded its success just before its process died: only the others are lost.
+    lost = set(named) - finished
     folder = home / "faces" / "utkface"
     written = {step: (folder / f"shard-{int(step[-6:-1]):05d}.parquet").stat().st_mtime_ns for step in finished}
 
@@ -271,7 +272,7 @@ def test_a_killed_worker_fails_its_step_and_a_reexecution_from_the_failure_redoe
         from_failure = ReexecutionOptions.from_failure(run_id, instance)
         result = execute_job(job_def, instance, run_config=failed.run_config, reexecution_options=from_failure)
     assert result.success  # with the reconciliation check: every manifest row once
-    assert set(lost) <= started_shard_steps(instance, result.run_id)
+    assert lost <= started_shard_steps(instance, result.run_id)
     assert not started_shard_steps(instance, result.run_id) & finished
     assert all(
         (folder / f"shard-{int(step[-6:-1]):05d}.parquet").stat().st_mtime_ns == t for step, t in written.items()
