@@ -1,4 +1,5 @@
-"""The paper's face crop: the detected box grown by a margin, made square, padded where it leaves the photo."""
+"""The paper's face crop: the detected box grown by a margin, made square, padded where it leaves the photo; and,
+beyond the face's surroundings, black whatever the photo shows."""
 
 from __future__ import annotations
 
@@ -8,10 +9,14 @@ import cv2
 import numpy as np
 
 
-def square_crop(rgb: np.ndarray, box: tuple[int, int, int, int], margin: float, size: int) -> np.ndarray:
+def square_crop(
+    rgb: np.ndarray, box: tuple[int, int, int, int], margin: float, size: int, context: float | None = None
+) -> np.ndarray:
     """A size x size crop centred on `box` whose side is the box's longer side plus `margin` of it on each side.
 
-    Parts of the square outside the photo are black.
+    Parts of the square outside the photo are black, and so is all outside a square of `context` times the box's
+    longer side around the box (None: nothing): aligned face chips show nothing there, so that a face from a full
+    photo is seen as a face from a chip was.
     """
     x, y, w, h = box
     side = max(w, h) * (1 + 2 * margin)
@@ -30,7 +35,19 @@ def square_crop(rgb: np.ndarray, box: tuple[int, int, int, int], margin: float, 
         shrink_x, shrink_y = small[0] / region.shape[1], small[1] / region.shape[0]
         region = cv2.resize(region, small, interpolation=cv2.INTER_AREA)
     matrix = np.float32([[scale / shrink_x, 0, -left * scale], [0, scale / shrink_y, -top * scale]])
-    return cv2.warpAffine(region, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+    crop = cv2.warpAffine(region, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+    return _only_context(crop, context / (1 + 2 * margin)) if context else crop
+
+
+def _only_context(crop: np.ndarray, share: float) -> np.ndarray:
+    """The crop black outside its central square of `share` of its side."""
+    size = crop.shape[0]
+    border = round(size * (1 - share) / 2)
+    if border <= 0:
+        return crop
+    kept = np.zeros_like(crop)
+    kept[border : size - border, border : size - border] = crop[border : size - border, border : size - border]
+    return kept
 
 
 def encode_crop(crop: np.ndarray, quality: int) -> bytes:

@@ -62,7 +62,7 @@ def face_from_photo(data: bytes, detector: FaceDetector, settings: FaceSettings)
         box, margin, source = (0, 0, rgb.shape[1], rgb.shape[0]), 0.0, "whole_image"
     else:
         return _no_face(*problem, faces_found=len(confident), score=score)
-    jpeg = encode_crop(square_crop(rgb, box, margin, settings.crop_size), settings.jpeg_quality)
+    jpeg = encode_crop(square_crop(rgb, box, margin, settings.crop_size, settings.context), settings.jpeg_quality)
     return {
         "status": OK,
         "detail": problem[0] if problem else None,

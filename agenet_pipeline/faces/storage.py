@@ -148,4 +148,4 @@ def write_face_settings(folder: Path, settings: FaceSettings) -> Path:
 def face_settings_of(folder: Path) -> FaceSettings | None:
     """The settings the shards of `folder` were made with (None for shards written before they were recorded)."""
     path = folder / SETTINGS_FILE
-    return FaceSettings(**json.loads(path.read_text())) if path.is_file() else None
+    return FaceSettings.recorded(json.loads(path.read_text())) if path.is_file() else None

@@ -106,7 +106,7 @@ class Bundle:
 
     @property
     def settings(self) -> FaceSettings:
-        return FaceSettings(**self.manifest["face_settings"])
+        return FaceSettings.recorded(self.manifest["face_settings"])
 
     @property
     def input_size(self) -> int:

@@ -88,7 +88,11 @@ def serving_parts(model_uri: str) -> ServingParts:
     network = keras.models.load_model(folder / artifacts[KERAS_MODEL]["path"], compile=False)
     detector = resolve_model(str(folder / artifacts[FACE_DETECTOR]["path"]), config["face_detector_sha256"])
     return ServingParts(
-        network, detector, config["face_detector_sha256"], SCHEMES[config["bins"]], FaceSettings(**config["faces"])
+        network,
+        detector,
+        config["face_detector_sha256"],
+        SCHEMES[config["bins"]],
+        FaceSettings.recorded(config["faces"]),
     )
 
 
@@ -239,7 +243,7 @@ The int8 TFLite network has int8 convolutions and a float32 dense head; its inpu
    when its score is at least {settings["min_score"]} and its longer side at least {settings["min_face_size"]} pixels.
 3. Crop a square centred on the face's box, its side the box's longer side plus {settings["margin"]} of it on each
    side; parts outside the photo are black. Resize it to {settings["crop_size"]} pixels a side: bilinear, after an
-   area-averaging shrink by a whole factor when the square is over twice that size.
+   area-averaging shrink by a whole factor when the square is over twice that size.{_context_step(settings)}
 4. Encode that crop as JPEG quality {settings["jpeg_quality"]}, decode it again, and resize to {size} x {size}
    (area averaging; libjpeg's reduced-size decoding when {settings["crop_size"]} is 2, 4 or 8 times {size}).
 
@@ -247,6 +251,18 @@ The int8 TFLite network has int8 convolutions and a float32 dense head; its inpu
 The age is the expected age: the probabilities weighted by the midpoints of the output bins
 ({_midpoints(output)} years). {_reading_bins(output, bins)}
 """
+
+
+def _context_step(settings: dict) -> str:
+    context = settings.get("context")
+    if not context:
+        return ""
+    share = context / (1 + 2 * settings["margin"])
+    return (
+        f" Then make it black outside its central square of {share:.4g} of its side, a border of"
+        f" round({settings['crop_size']} * (1 - {share:.4g}) / 2) pixels ({context} times the box's longer side is"
+        " kept)."
+    )
 
 
 def _output_bins(output: dict) -> str:

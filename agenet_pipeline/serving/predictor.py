@@ -127,7 +127,7 @@ class AgePredictor:
         """The face as the network saw faces in training: the face stage's square crop stored as its JPEG, then
         decoded and sized as the training input decodes it."""
         settings = self.settings
-        jpeg = encode_crop(square_crop(rgb, box, margin, settings.crop_size), settings.jpeg_quality)
+        jpeg = encode_crop(square_crop(rgb, box, margin, settings.crop_size, settings.context), settings.jpeg_quality)
         return decode_crop(jpeg, settings.crop_size, self.input_size)
 
     def probabilities(self, faces: Sequence[Face]) -> np.ndarray:

@@ -85,7 +85,7 @@ class AgeNetModel(mlflow.pyfunc.PythonModel):
             network.input_shape[1],
             detector,
             SCHEMES[config["bins"]],
-            FaceSettings(**config["faces"]),
+            FaceSettings.recorded(config["faces"]),
         )
         self.root = allowed_root()
         self._lock = threading.Lock()  # one detector and one network: one batch at a time

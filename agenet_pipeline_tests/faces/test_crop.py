@@ -38,3 +38,18 @@ def test_large_downscale_keeps_the_mean_colour():
     assert crop.shape == (64, 64, 3)
     # Area averaging: fine noise averages out instead of aliasing into speckle.
     assert crop.std() < 10 and abs(crop.mean() - 127.5) < 5
+
+
+def test_context_blackens_the_photo_beyond_the_face_surroundings():
+    photo = np.full((400, 400, 3), 200, np.uint8)
+    crop = square_crop(photo, (150, 150, 100, 100), margin=0.4, size=180, context=1.2)
+    # side 180 px at 1:1; 1.2 box sides = the middle 120 px are the photo, a 30 px border of each side is black.
+    assert crop[30:150, 30:150].min() == 200
+    assert crop[:30].max() == 0 and crop[150:].max() == 0 and crop[:, :30].max() == 0 and crop[:, 150:].max() == 0
+    assert square_crop(photo, (150, 150, 100, 100), margin=0.4, size=180).min() == 200
+
+
+def test_context_wider_than_the_crop_keeps_it_whole():
+    photo = np.full((100, 100, 3), 90, np.uint8)
+    # The whole photo as the box (aligned chips with no face found): 1.25 box sides lie beyond the crop.
+    assert square_crop(photo, (0, 0, 100, 100), margin=0.0, size=64, context=1.25).min() == 90

@@ -75,8 +75,13 @@ def served_inputs(photos, faces, settings: FaceSettings, input_size: int) -> dic
 
 @pytest.mark.parametrize(
     ("input_size", "settings"),
-    [(64, FaceSettings()), (128, FaceSettings(margin=0.25)), (100, FaceSettings(crop_size=200)), (96, FaceSettings())],
-    ids=["64px", "128px-margin-0.25", "100px-crop-200", "96px-resized"],
+    [
+        (64, FaceSettings()),
+        (128, FaceSettings(margin=0.25, context=None)),
+        (100, FaceSettings(crop_size=200)),
+        (96, FaceSettings()),
+    ],
+    ids=["64px", "128px-margin-0.25-no-context", "100px-crop-200", "96px-resized"],
 )
 def test_served_inputs_are_the_training_examples(photos, input_size, settings, tmp_path):
     import keras

@@ -61,6 +61,11 @@ DEFAULT = FaceSettings()
 
 class FaceStageConfig(Config):
     margin: float = Field(default=DEFAULT.margin, description="Margin added on each side of the detected box")
+    context: float | None = Field(
+        default=DEFAULT.context,
+        description="Photo kept around the face, in sides of the detected box; the rest of the crop is black, as in "
+        "aligned face chips (null: all the margin shows)",
+    )
     crop_size: int = Field(default=DEFAULT.crop_size, description="Side of the square RGB crop in pixels")
     min_score: float = Field(default=DEFAULT.min_score, description="Lowest detector score accepted as a face")
     min_face_size: int = Field(default=DEFAULT.min_face_size, description="Smallest face side in source pixels")
@@ -76,6 +81,7 @@ class FaceStageConfig(Config):
     def settings(self) -> FaceSettings:
         return FaceSettings(
             margin=self.margin,
+            context=self.context,
             crop_size=self.crop_size,
             min_score=self.min_score,
             min_face_size=self.min_face_size,
