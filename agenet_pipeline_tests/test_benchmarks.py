@@ -41,3 +41,16 @@ def test_the_help_names_exactly_the_variants_the_script_builds(training_benchmar
         assert f'variant == "{variant}"' in source  # pipeline_dataset builds it
     with pytest.raises(SystemExit):
         training_benchmark.parse_args(["--variants", "fast"])
+
+
+def test_a_quality_candidate_sets_the_face_stage_of_both_sources_and_the_age_model(tmp_path):
+    spec = importlib.util.spec_from_file_location("quality_benchmark", BENCHMARKS / "quality.py")
+    quality = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(quality)
+    args = quality.parse_args(["--try", "whole margin: recipe=recommended faces.context=null max_epochs=20"])
+    [settings] = [s for name, s in quality.candidates(args).items() if name == "whole margin"]
+    config = quality.run_config(BENCHMARKS.parent / "configs" / "utkface.yaml", settings, seed=1)
+    ops = config["ops"]
+    assert ops["faces_utkface"]["config"] == {"fallback_whole_image": True, "context": None}
+    assert ops["faces_fgnet"]["config"] == {"context": None}
+    assert ops["age_model"]["config"] == {"recipe": "recommended", "input_size": 128, "max_epochs": 20, "seed": 1}

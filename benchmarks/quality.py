@@ -5,20 +5,22 @@ of configs/utkface.yaml, and scored on UTKFace part 1's test split and on FG-NET
     .venv/bin/python benchmarks/quality.py --recipes recommended --seeds 0 1 2
     .venv/bin/python benchmarks/quality.py --try "sigma3: recipe=recommended label_sigma=3"
     .venv/bin/python benchmarks/quality.py --set max_epochs=30             # a setting changed for every run
+    .venv/bin/python benchmarks/quality.py --try "whole margin: recipe=recommended faces.context=null"
 
 Each run is `dagster job execute -m agenet_pipeline -j full_job -c <config>` in a project folder of its own under
 `--work` (its home, Dagster instance and MLflow store inside it), with $AGENET_UTKFACE and $AGENET_FGNET set and
-nothing else: the user's command, with the run config `--config` (configs/utkface.yaml) plus `recipe`, `seed` and the
-`--set` / `--try` settings on `age_model`. Every score is read from what the job wrote: the MLflow metrics of the
-registered version's run (`eval_test_aggregated_*`, `eval_evaluation_fgnet_*`, each beside its `_constant_guess`:
-the median training age for MAE, the most frequent training bin for accuracy) and the evaluation's
-`predictions.parquet` for the MAE by age bin. So a `full_job` run with the same config and seed gives the same
-scores: the benchmark measures the product, not a copy of it. Training time is the age_model run's wall time in
-MLflow.
+nothing else: the user's command, with the run config `--config` (configs/utkface.yaml) plus `recipe`, `seed` and
+the `--set` / `--try` settings on `age_model` (those named `faces.<setting>` on the face stage of both sources).
+Every score is read from what the job wrote: the MLflow metrics of the registered version's run
+(`eval_test_aggregated_*`, `eval_evaluation_fgnet_*`, each beside its `_constant_guess`: the median training age for
+MAE, the most frequent training bin for accuracy) and the evaluation's `predictions.parquet` for the MAE by age bin.
+So a `full_job` run with the same config and seed gives the same scores: the benchmark measures the product, not a
+copy of it. Training time is the age_model run's wall time in MLflow.
 
 Finished runs are kept as JSON lines in `<work>/quality-runs.jsonl`, each with the whole run config it trained
 with, and a run whose config is already there is not trained again (delete the line, or use another `--work`, to
-redo it): the whole comparison takes hours on two cores, and can be stopped and started again.
+redo it): the whole comparison takes hours on two cores, and can be stopped and started again. A default changed in
+the code is not in the run config: after one, name the old value in a candidate or use another `--work`.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ REPOSITORY = HERE.parent
 SHARED = REPOSITORY.parent / "shared" / "data"
 SOURCES = {"utkface": ("test", "aggregated", "UTKFace part 1, test split"), "fgnet": ("evaluation", "fgnet", "FG-NET")}
 HEADLINE_GROUPS = {"0_12": "MAE 0-12", "60_plus": "MAE 60+"}
+FACES = "faces."
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -82,9 +85,16 @@ def candidates(args: argparse.Namespace) -> dict[str, dict]:
 
 
 def run_config(base: Path, settings: dict, seed: int) -> dict:
+    """The config file with the candidate's settings: `faces.<key>` on the face stage of both sources, the others
+    on `age_model`."""
     config = yaml.safe_load(base.read_text()) or {}
-    age_model = config.setdefault("ops", {}).setdefault("age_model", {}).setdefault("config", {})
-    age_model.update({**settings, "seed": seed})
+    ops = config.setdefault("ops", {})
+    for key, value in settings.items():
+        if key.startswith(FACES):
+            for source in SOURCES:
+                ops.setdefault(f"faces_{source}", {}).setdefault("config", {})[key.removeprefix(FACES)] = value
+    age_model = ops.setdefault("age_model", {}).setdefault("config", {})
+    age_model.update({k: v for k, v in settings.items() if not k.startswith(FACES)} | {"seed": seed})
     return config
 
 

@@ -36,18 +36,17 @@ def square_crop(
         region = cv2.resize(region, small, interpolation=cv2.INTER_AREA)
     matrix = np.float32([[scale / shrink_x, 0, -left * scale], [0, scale / shrink_y, -top * scale]])
     crop = cv2.warpAffine(region, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-    return _only_context(crop, context / (1 + 2 * margin)) if context else crop
+    border = context_border(size, margin, context)
+    if border > 0:
+        crop[:border], crop[size - border :], crop[:, :border], crop[:, size - border :] = 0, 0, 0, 0
+    return crop
 
 
-def _only_context(crop: np.ndarray, share: float) -> np.ndarray:
-    """The crop black outside its central square of `share` of its side."""
-    size = crop.shape[0]
-    border = round(size * (1 - share) / 2)
-    if border <= 0:
-        return crop
-    kept = np.zeros_like(crop)
-    kept[border : size - border, border : size - border] = crop[border : size - border, border : size - border]
-    return kept
+def context_border(size: int, margin: float, context: float | None) -> int:
+    """Pixels on each side of a `size` crop that lie beyond `context` box sides around the box (made black)."""
+    if not context:
+        return 0
+    return max(round(size * (1 - context / (1 + 2 * margin)) / 2), 0)
 
 
 def encode_crop(crop: np.ndarray, quality: int) -> bytes:

@@ -26,7 +26,7 @@ import polars as pl
 from agenet_pipeline.core.ages import SCHEMES, YEARS, AgeBins, network_bins
 from agenet_pipeline.core.files import write_bytes
 from agenet_pipeline.core.home import Home
-from agenet_pipeline.faces.crop import decode_crop
+from agenet_pipeline.faces.crop import context_border, decode_crop
 from agenet_pipeline.faces.detector import resolve_model
 from agenet_pipeline.faces.settings import FaceSettings
 from agenet_pipeline.faces.storage import read_faces
@@ -254,14 +254,12 @@ The age is the expected age: the probabilities weighted by the midpoints of the 
 
 
 def _context_step(settings: dict) -> str:
-    context = settings.get("context")
-    if not context:
+    border = context_border(settings["crop_size"], settings["margin"], settings.get("context"))
+    if not border:
         return ""
-    share = context / (1 + 2 * settings["margin"])
     return (
-        f" Then make it black outside its central square of {share:.4g} of its side, a border of"
-        f" round({settings['crop_size']} * (1 - {share:.4g}) / 2) pixels ({context} times the box's longer side is"
-        " kept)."
+        f" Then make the outer {border} pixels on each side of it black: only {settings['context']} times the box's"
+        " longer side around the face is kept."
     )
 
 

@@ -19,7 +19,8 @@ import pytest
 
 from agenet_pipeline.core.ages import SEED_BINS, expected_age, in_bins, network_bins
 from agenet_pipeline.demo.synthetic_faces import draw_face
-from agenet_pipeline.faces.crop import decode_crop
+from agenet_pipeline.faces.crop import context_border, decode_crop
+from agenet_pipeline.faces.settings import FaceSettings
 from agenet_pipeline.serving.bundle import MANIFEST, Bundle, BundleError
 from agenet_pipeline.serving.cli import main
 from agenet_pipeline.serving.exports import NotAnAgeNetModel, ServingParts, export_bundle, serving_parts
@@ -206,6 +207,9 @@ def test_the_bundle_readme_describes_the_crop_the_network_was_trained_on(bundle)
     readme = (bundle / "README.md").read_text()
     assert f"JPEG quality {manifest['face_settings']['jpeg_quality']}" in readme
     assert f"plus {manifest['face_settings']['margin']} of it on each" in readme
+    faces = manifest["face_settings"]
+    assert faces["context"] == FaceSettings().context
+    assert f"the outer {context_border(faces['crop_size'], faces['margin'], faces['context'])} pixels" in readme
     # The champion's head is a year each: its output, and how the paper's bins are read from it.
     assert manifest["output"]["shape"] == [None, 101] and manifest["output"]["bins"]["name"] == "years"
     assert "shape (N, 101): probabilities of the years of life 0, 1, ..., 100+" in readme

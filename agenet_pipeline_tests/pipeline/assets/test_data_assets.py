@@ -1,3 +1,4 @@
+import shutil
 from pathlib import Path
 
 import polars as pl
@@ -6,7 +7,8 @@ from dagster import materialize
 
 from agenet_pipeline.core.datasets import PIPELINE_DATASETS
 from agenet_pipeline.core.home import Home
-from agenet_pipeline.faces.storage import scan_faces
+from agenet_pipeline.faces.settings import FaceSettings
+from agenet_pipeline.faces.storage import face_settings_of, scan_faces
 from agenet_pipeline.pipeline.definitions import DATA_CHECKS
 from agenet_pipeline.pipeline.jobs import DATA_ASSETS
 from agenet_pipeline.pipeline.resources import AgeNetHome, DatasetRoots, FaceDetectorResource
@@ -117,6 +119,25 @@ def test_rematerialising_reuses_the_face_shards(demo_run):
     )
     assert metadata(result, "faces_utkface")["shards reused from an earlier run"] == 1
     assert metadata(result, "faces_utkface")["photos processed"] == 0
+
+
+def test_a_changed_context_redoes_the_crops_and_is_recorded(demo_run, tmp_path):
+    home = tmp_path / "home"
+    shutil.copytree(demo_run[0], home)
+    folder = Home.at(home).faces_folder("utkface")
+    assert face_settings_of(folder) == FaceSettings()
+    before = scan_faces(folder, ["row", "crop_jpeg"]).collect()
+    result = materialize(
+        [a for a in DATA_ASSETS if a.key.path[0] in ("utkface_manifest", "faces_utkface")],
+        resources=resources(home, demo_images=120),
+        run_config={"ops": {"faces_utkface": {"config": {"context": None}}}},
+    )
+    assert metadata(result, "faces_utkface")["photos processed"] > 0
+    assert face_settings_of(folder).context is None
+    after = scan_faces(folder, ["row", "crop_jpeg"]).collect()
+    assert after["row"].to_list() == before["row"].to_list()
+    changed = sum(a != b for a, b in zip(after["crop_jpeg"], before["crop_jpeg"], strict=True) if a is not None)
+    assert changed >= 0.9 * after["crop_jpeg"].drop_nulls().len()
 
 
 def test_real_utkface_folder(tmp_path, utkface_part1):
