@@ -6,7 +6,9 @@ ways, free of the run-to-run spread that training adds.
 
     .venv/bin/python benchmarks/crop_scores.py --models HOME_A HOME_B --crops HOME_A HOME_B
 
-A home is a project's `.agenet` folder. MAE in years first (all, 0-12, 60+), then exact and one-off accuracy.
+A home is a project's `.agenet` folder. MAE in years first (all, 0-12, 60+), then exact and one-off accuracy, and
+beside them the constant guess learned from the model home's training split (median training age, most frequent
+training bin).
 """
 
 from __future__ import annotations
@@ -16,12 +18,13 @@ import json
 from pathlib import Path
 
 import numpy as np
+import polars as pl
 
 from agenet_pipeline.core.ages import expected_age
 from agenet_pipeline.core.home import Home
 from agenet_pipeline.faces.storage import face_settings_of
 from agenet_pipeline.model.batch_prediction import predict_files
-from agenet_pipeline.model.metrics import score
+from agenet_pipeline.model.metrics import ConstantGuess, score
 
 SPLITS = {"test": "test split", "evaluation": "evaluation (another source)"}
 
@@ -52,12 +55,13 @@ def main(argv: list[str] | None = None) -> None:
     import keras
 
     args = parse_args(argv)
-    print(
-        "| model | crops | face settings of the crops | split | examples | MAE | MAE 0-12 | MAE 60+ | exact | one-off |"
-    )
-    print("| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    columns = ["model", "crops", "their face settings", "split", "examples", "MAE", "MAE 0-12", "MAE 60+", "exact"]
+    print("| " + " | ".join([*columns, "one-off", "constant guess: MAE / exact / one-off"]) + " |")
+    print("| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for model_home in map(Home.at, args.models):
         network = keras.saving.load_model(model_home.model_path("age_model"), compile=False)
+        splits = pl.read_parquet(model_home.splits_path, columns=["split", "age"])
+        guess = ConstantGuess.of(splits.filter(pl.col("split") == "train")["age"].to_numpy())
         for crops_home in map(Home.at, args.crops):
             for split, name in SPLITS.items():
                 files = sorted(str(f) for f in crops_home.shards_folder.glob(f"{split}-*.tfrecord"))
@@ -70,6 +74,8 @@ def main(argv: list[str] | None = None) -> None:
                 groups = [f"{errors[m].mean():.2f}" if m.any() else "-" for m in (ages < 13, ages >= 60)]
                 cells = [_project(model_home), _project(crops_home), crop_settings(crops_home, files), name, len(ages)]
                 cells += [f"{scores.mae:.2f}", *groups, f"{scores.exact:.3f}", f"{scores.one_off:.3f}"]
+                floor = guess.scores(ages)
+                cells.append(f"{floor.mae:.2f} / {floor.exact:.3f} / {floor.one_off:.3f}")
                 print("| " + " | ".join(map(str, cells)) + " |")
 
 
