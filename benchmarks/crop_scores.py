@@ -1,8 +1,8 @@
-"""One trained network scored on crops made with other face settings: the age model of each `--models` home on the
-test and evaluation shards of each `--crops` home, through the evaluation's own prediction path
-(`model.batch_prediction.predict_files`). Two homes that ran the same `full_job` with, say, `faces.context` 1.25
-and null (`quality.py` leaves one home per run) give a paired comparison: the same weights on faces cropped two
-ways, free of the run-to-run spread that training adds.
+"""One trained network scored on crops made with other face settings: the age model of each `--models` home on the test
+and evaluation shards of each `--crops` home, through the evaluation's own code (its shard files, `predict_sets`,
+`dataset_scores`, `mae_by_age`). Two homes that ran the same `full_job` with, say, `faces.context` 1.25 and null
+(`quality.py` leaves one home per run) give a paired comparison: the same weights on faces cropped two ways, free of
+the run-to-run spread that training adds.
 
     .venv/bin/python benchmarks/crop_scores.py --models HOME_A HOME_B --crops HOME_A HOME_B
 
@@ -17,14 +17,14 @@ import argparse
 import json
 from pathlib import Path
 
-import numpy as np
 import polars as pl
 
-from agenet_pipeline.core.ages import expected_age
 from agenet_pipeline.core.home import Home
+from agenet_pipeline.evaluation.model_report import cross_source_files, model_record, test_files, training_ages
+from agenet_pipeline.evaluation.scores import AGGREGATED, CHILDREN, OLD, dataset_scores, mae_by_age
 from agenet_pipeline.faces.storage import face_settings_of
-from agenet_pipeline.model.batch_prediction import predict_files
-from agenet_pipeline.model.metrics import ConstantGuess, score
+from agenet_pipeline.model.batch_prediction import predict_sets
+from agenet_pipeline.model.metrics import ConstantGuess
 
 SPLITS = {"test": "test split", "evaluation": "evaluation (another source)"}
 
@@ -36,14 +36,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def crop_settings(home: Home, files: list[str]) -> str:
-    """The margin and context that the datasets of `files` (`split-dataset-NNNNN-of-NNNNN.tfrecord`) were cropped
-    with."""
-    found = {}
-    for dataset in sorted({Path(f).name.split("-")[1] for f in files}):
-        settings = face_settings_of(home.faces_folder(dataset))
-        found[dataset] = {"margin": settings.margin, "context": settings.context} if settings else "unrecorded"
-    return json.dumps(found)
+def crop_settings(home: Home, dataset: str) -> str:
+    """The margin and context that the dataset's faces in `home` were cropped with."""
+    settings = face_settings_of(home.faces_folder(dataset))
+    return json.dumps({"margin": settings.margin, "context": settings.context}) if settings else "unrecorded"
 
 
 def _project(home: Home) -> str:
@@ -55,27 +51,28 @@ def main(argv: list[str] | None = None) -> None:
     import keras
 
     args = parse_args(argv)
-    columns = ["model", "crops", "their face settings", "split", "examples", "MAE", "MAE 0-12", "MAE 60+", "exact"]
-    print("| " + " | ".join([*columns, "one-off", "constant guess: MAE / exact / one-off"]) + " |")
-    print("| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    columns = ["model", "crops", "dataset", "their face settings", "split", "examples", "MAE", "MAE 0-12", "MAE 60+"]
+    print("| " + " | ".join([*columns, "exact", "one-off", "constant guess: MAE / exact / one-off"]) + " |")
+    print("| --- | --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for model_home in map(Home.at, args.models):
-        network = keras.saving.load_model(model_home.model_path("age_model"), compile=False)
-        splits = pl.read_parquet(model_home.splits_path, columns=["split", "age"])
-        guess = ConstantGuess.of(splits.filter(pl.col("split") == "train")["age"].to_numpy())
+        record = model_record(model_home)
+        network = keras.saving.load_model(record.model_path, compile=False)
+        splits = pl.read_parquet(model_home.splits_path)
+        guess = ConstantGuess.of(training_ages(model_home, splits, record.datasets).to_numpy())
         for crops_home in map(Home.at, args.crops):
-            for split, name in SPLITS.items():
-                files = sorted(str(f) for f in crops_home.shards_folder.glob(f"{split}-*.tfrecord"))
-                if not files:
-                    continue
-                keys, probabilities = predict_files(network, files)
-                ages = keys["age"].to_numpy()
-                errors = np.abs(expected_age(probabilities) - ages)
-                scores = score(probabilities, ages)
-                groups = [f"{errors[m].mean():.2f}" if m.any() else "-" for m in (ages < 13, ages >= 60)]
-                cells = [_project(model_home), _project(crops_home), crop_settings(crops_home, files), name, len(ages)]
-                cells += [f"{scores.mae:.2f}", *groups, f"{scores.exact:.3f}", f"{scores.one_off:.3f}"]
-                floor = guess.scores(ages)
-                cells.append(f"{floor.mae:.2f} / {floor.exact:.3f} / {floor.one_off:.3f}")
+            predictions = predict_sets(
+                network, {**test_files(crops_home, record.datasets), **cross_source_files(crops_home)}
+            )
+            scores = dataset_scores(predictions, guess).filter(pl.col("dataset") != AGGREGATED)
+            groups = mae_by_age(predictions, guess)
+            for row in scores.iter_rows(named=True):
+                in_row = groups.filter((pl.col("split") == row["split"]) & (pl.col("dataset") == row["dataset"]))
+                group_mae = [in_row.filter(pl.col("ages") == g)["mae"] for g in (CHILDREN, OLD)]
+                cells = [_project(model_home), _project(crops_home), row["dataset"]]
+                cells += [crop_settings(crops_home, row["dataset"]), SPLITS.get(row["split"], row["split"])]
+                cells += [row["examples"], f"{row['mae']:.2f}", *(f"{m[0]:.2f}" if len(m) else "-" for m in group_mae)]
+                cells += [f"{row['exact']:.3f}", f"{row['one_off']:.3f}"]
+                cells.append(f"{row['guess_mae']:.2f} / {row['guess_exact']:.3f} / {row['guess_one_off']:.3f}")
                 print("| " + " | ".join(map(str, cells)) + " |")
 
 

@@ -73,7 +73,7 @@ def _train_files(home: Home, datasets) -> dict[tuple[str, str], list[Path]]:
     return {("train", d): files[name] for d, name in names.items()}
 
 
-def _training_ages(home: Home, splits: pl.DataFrame, datasets) -> pl.Series:
+def training_ages(home: Home, splits: pl.DataFrame, datasets) -> pl.Series:
     """Ages of the rows the age model trained on (the IMDB rows the cleaning dropped left out)."""
     if home.imdb_cleaned_path.is_file():
         splits = without_dropped_imdb(home, splits)
@@ -156,7 +156,7 @@ def evaluate_model(home: Home, settings: EvaluationSettings = EvaluationSettings
     predictions = predict_sets(model, files)
     evaluation = evaluate(
         predictions,
-        _training_ages(home, splits, record.datasets).to_numpy(),
+        training_ages(home, splits, record.datasets).to_numpy(),
         splits.filter(pl.col("dataset") == "utkface"),
         calibration_intervals=settings.calibration_intervals,
     )

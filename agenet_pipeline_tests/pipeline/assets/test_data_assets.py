@@ -14,6 +14,7 @@ from agenet_pipeline.pipeline.jobs import DATA_ASSETS
 from agenet_pipeline.pipeline.resources import AgeNetHome, DatasetRoots, FaceDetectorResource
 
 pytestmark = pytest.mark.slow
+UTKFACE_FACES = [a for a in DATA_ASSETS if a.key.path[0] in ("utkface_manifest", "faces_utkface")]
 
 
 def resources(home, **roots):
@@ -114,7 +115,7 @@ def test_tfrecords_hold_decodable_crops_with_labels(demo_run):
 def test_rematerialising_reuses_the_face_shards(demo_run):
     home, _ = demo_run
     result = materialize(
-        [a for a in DATA_ASSETS if a.key.path[0] in ("utkface_manifest", "faces_utkface")],
+        UTKFACE_FACES,
         resources=resources(home, demo_images=120),
     )
     assert metadata(result, "faces_utkface")["shards reused from an earlier run"] == 1
@@ -128,7 +129,7 @@ def test_a_changed_context_redoes_the_crops_and_is_recorded(demo_run, tmp_path):
     assert face_settings_of(folder) == FaceSettings()
     before = scan_faces(folder, ["row", "crop_jpeg"]).collect()
     result = materialize(
-        [a for a in DATA_ASSETS if a.key.path[0] in ("utkface_manifest", "faces_utkface")],
+        UTKFACE_FACES,
         resources=resources(home, demo_images=120),
         run_config={"ops": {"faces_utkface": {"config": {"context": None}}}},
     )
@@ -141,8 +142,7 @@ def test_a_changed_context_redoes_the_crops_and_is_recorded(demo_run, tmp_path):
 
 
 def test_real_utkface_folder(tmp_path, utkface_part1):
-    selection = [a for a in DATA_ASSETS if a.key.path[0] in ("utkface_manifest", "faces_utkface")]
-    result = materialize(selection, resources=resources(tmp_path, utkface=str(utkface_part1)))
+    result = materialize(UTKFACE_FACES, resources=resources(tmp_path, utkface=str(utkface_part1)))
     manifest = metadata(result, "utkface_manifest")
     assert manifest["dagster/row_count"] == 9780 and manifest["rejected rows"] == 1
     assert manifest["synthetic demo data"] is False
