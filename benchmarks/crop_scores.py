@@ -5,6 +5,10 @@ and evaluation shards of each `--crops` home, through the evaluation's own code 
 the run-to-run spread that training adds.
 
     .venv/bin/python benchmarks/crop_scores.py --models HOME_A HOME_B --crops HOME_A HOME_B
+    .venv/bin/python benchmarks/crop_scores.py --models HOME_A HOME_B --crops HOME_A --ensemble
+
+With `--ensemble`, one more row per crops home scores the mean output of all the `--models` networks (two seeds of a
+recipe, say): what training it again with another seed would buy. The networks must share a head.
 
 A home is a project's `.agenet` folder. MAE in years first (all, 0-12, 60+), then exact and one-off accuracy, and
 beside them the constant guess learned from the model home's training split (median training age, most frequent
@@ -23,7 +27,7 @@ from agenet_pipeline.core.home import Home
 from agenet_pipeline.evaluation.model_report import cross_source_files, model_record, test_files, training_ages
 from agenet_pipeline.evaluation.scores import AGGREGATED, CHILDREN, OLD, dataset_scores, mae_by_age
 from agenet_pipeline.faces.storage import face_settings_of
-from agenet_pipeline.model.batch_prediction import predict_sets
+from agenet_pipeline.model.batch_prediction import Predictions, predict_sets
 from agenet_pipeline.model.metrics import ConstantGuess
 
 SPLITS = {"test": "test split", "evaluation": "evaluation (another source)"}
@@ -33,6 +37,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", type=Path, nargs="+", required=True, help="homes whose age_model is scored")
     parser.add_argument("--crops", type=Path, nargs="+", required=True, help="homes whose shards it is scored on")
+    parser.add_argument("--ensemble", action="store_true", help="also score the mean output of all the models")
     return parser.parse_args(argv)
 
 
@@ -47,6 +52,20 @@ def _project(home: Home) -> str:
     return home.root.parent.name if home.root.name == ".agenet" else str(home.root)
 
 
+def _print_rows(model: str, crops_home: Home, predictions: Predictions, guess: ConstantGuess) -> None:
+    scores = dataset_scores(predictions, guess).filter(pl.col("dataset") != AGGREGATED)
+    groups = mae_by_age(predictions, guess)
+    for row in scores.iter_rows(named=True):
+        in_row = groups.filter((pl.col("split") == row["split"]) & (pl.col("dataset") == row["dataset"]))
+        group_mae = [in_row.filter(pl.col("ages") == g)["mae"] for g in (CHILDREN, OLD)]
+        cells = [model, _project(crops_home), row["dataset"]]
+        cells += [crop_settings(crops_home, row["dataset"]), SPLITS.get(row["split"], row["split"])]
+        cells += [row["examples"], f"{row['mae']:.2f}", *(f"{m[0]:.2f}" if len(m) else "-" for m in group_mae)]
+        cells += [f"{row['exact']:.3f}", f"{row['one_off']:.3f}"]
+        cells.append(f"{row['guess_mae']:.2f} / {row['guess_exact']:.3f} / {row['guess_one_off']:.3f}")
+        print("| " + " | ".join(map(str, cells)) + " |")
+
+
 def main(argv: list[str] | None = None) -> None:
     import keras
 
@@ -54,26 +73,26 @@ def main(argv: list[str] | None = None) -> None:
     columns = ["model", "crops", "dataset", "their face settings", "split", "examples", "MAE", "MAE 0-12", "MAE 60+"]
     print("| " + " | ".join([*columns, "exact", "one-off", "constant guess: MAE / exact / one-off"]) + " |")
     print("| --- | --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    outputs: dict[Path, list[Predictions]] = {home: [] for home in args.crops}
     for model_home in map(Home.at, args.models):
         record = model_record(model_home)
         network = keras.saving.load_model(record.model_path, compile=False)
         splits = pl.read_parquet(model_home.splits_path)
         guess = ConstantGuess.of(training_ages(model_home, splits, record.datasets).to_numpy())
-        for crops_home in map(Home.at, args.crops):
-            predictions = predict_sets(
-                network, {**test_files(crops_home, record.datasets), **cross_source_files(crops_home)}
-            )
-            scores = dataset_scores(predictions, guess).filter(pl.col("dataset") != AGGREGATED)
-            groups = mae_by_age(predictions, guess)
-            for row in scores.iter_rows(named=True):
-                in_row = groups.filter((pl.col("split") == row["split"]) & (pl.col("dataset") == row["dataset"]))
-                group_mae = [in_row.filter(pl.col("ages") == g)["mae"] for g in (CHILDREN, OLD)]
-                cells = [_project(model_home), _project(crops_home), row["dataset"]]
-                cells += [crop_settings(crops_home, row["dataset"]), SPLITS.get(row["split"], row["split"])]
-                cells += [row["examples"], f"{row['mae']:.2f}", *(f"{m[0]:.2f}" if len(m) else "-" for m in group_mae)]
-                cells += [f"{row['exact']:.3f}", f"{row['one_off']:.3f}"]
-                cells.append(f"{row['guess_mae']:.2f} / {row['guess_exact']:.3f} / {row['guess_one_off']:.3f}")
-                print("| " + " | ".join(map(str, cells)) + " |")
+        for crops in args.crops:
+            crops_home = Home.at(crops)
+            files = {**test_files(crops_home, record.datasets), **cross_source_files(crops_home)}
+            predictions = predict_sets(network, files)
+            outputs[crops].append(predictions)
+            _print_rows(_project(model_home), crops_home, predictions, guess)
+    if args.ensemble:
+        # The guess stays the last model's: an ensemble's members share their training split.
+        members = " + ".join(_project(Home.at(home)) for home in args.models)
+        for crops, each in outputs.items():
+            if not all(p.keys.equals(each[0].keys) for p in each):
+                raise SystemExit(f"the models scored other rows of {crops}: no ensemble")
+            mean = Predictions(each[0].keys, sum(p.probabilities for p in each) / len(each))
+            _print_rows(f"ensemble: {members}", Home.at(crops), mean, guess)
 
 
 if __name__ == "__main__":
