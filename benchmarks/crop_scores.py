@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from functools import cache
 from pathlib import Path
 
 import polars as pl
@@ -41,6 +42,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+@cache
 def crop_settings(home: Home, dataset: str) -> str:
     """The margin and context that the dataset's faces in `home` were cropped with."""
     settings = face_settings_of(home.faces_folder(dataset))
@@ -73,26 +75,26 @@ def main(argv: list[str] | None = None) -> None:
     columns = ["model", "crops", "dataset", "their face settings", "split", "examples", "MAE", "MAE 0-12", "MAE 60+"]
     print("| " + " | ".join([*columns, "exact", "one-off", "constant guess: MAE / exact / one-off"]) + " |")
     print("| --- | --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-    outputs: dict[Path, list[Predictions]] = {home: [] for home in args.crops}
-    for model_home in map(Home.at, args.models):
+    model_homes, crops_homes = [Home.at(h) for h in args.models], [Home.at(h) for h in args.crops]
+    outputs: dict[Home, list[Predictions]] = {home: [] for home in crops_homes}
+    for model_home in model_homes:
         record = model_record(model_home)
         network = keras.saving.load_model(record.model_path, compile=False)
         splits = pl.read_parquet(model_home.splits_path)
         guess = ConstantGuess.of(training_ages(model_home, splits, record.datasets).to_numpy())
-        for crops in args.crops:
-            crops_home = Home.at(crops)
+        for crops_home in crops_homes:
             files = {**test_files(crops_home, record.datasets), **cross_source_files(crops_home)}
             predictions = predict_sets(network, files)
-            outputs[crops].append(predictions)
+            outputs[crops_home].append(predictions)
             _print_rows(_project(model_home), crops_home, predictions, guess)
     if args.ensemble:
         # The guess stays the last model's: an ensemble's members share their training split.
-        members = " + ".join(_project(Home.at(home)) for home in args.models)
-        for crops, each in outputs.items():
+        members = " + ".join(map(_project, model_homes))
+        for crops_home, each in outputs.items():
             if not all(p.keys.equals(each[0].keys) for p in each):
-                raise SystemExit(f"the models scored other rows of {crops}: no ensemble")
+                raise SystemExit(f"the models scored other rows of {crops_home.root}: no ensemble")
             mean = Predictions(each[0].keys, sum(p.probabilities for p in each) / len(each))
-            _print_rows(f"ensemble: {members}", Home.at(crops), mean, guess)
+            _print_rows(f"ensemble: {members}", crops_home, mean, guess)
 
 
 if __name__ == "__main__":
