@@ -6,6 +6,7 @@ of configs/utkface.yaml, and scored on UTKFace part 1's test split and on FG-NET
     .venv/bin/python benchmarks/quality.py --try "sigma3: recipe=recommended label_sigma=3"
     .venv/bin/python benchmarks/quality.py --set max_epochs=30             # a setting changed for every run
     .venv/bin/python benchmarks/quality.py --try "whole margin: recipe=recommended faces.context=null"
+    .venv/bin/python benchmarks/quality.py --rescore                       # after a change to the scoring
 
 Each run is `dagster job execute -m agenet_pipeline -j full_job -c <config>` in a project folder of its own under
 `--work` (its home, Dagster instance and MLflow store inside it), with $AGENET_UTKFACE and $AGENET_FGNET set and
@@ -20,7 +21,9 @@ copy of it. Training time is the age_model run's wall time in MLflow.
 Finished runs are kept as JSON lines in `<work>/quality-runs.jsonl`, each with the whole run config it trained
 with, and a run whose config is already there is not trained again (delete the line, or use another `--work`, to
 redo it): the whole comparison takes hours on two cores, and can be stopped and started again. A default changed in
-the code is not in the run config: after one, name the old value in a candidate or use another `--work`.
+the code is not in the run config: after one, name the old value in a candidate or use another `--work`. A change to
+how a trained model is scored, not trained, needs no new training: `--rescore` materialises `age_model_evaluation`
+again in each run's project, as a user would in the Dagster UI, and records the scores it gives.
 """
 
 from __future__ import annotations
@@ -38,6 +41,8 @@ from pathlib import Path
 
 import polars as pl
 import yaml
+
+from agenet_pipeline.core.files import write_bytes
 
 HERE = Path(__file__).resolve().parent
 REPOSITORY = HERE.parent
@@ -66,6 +71,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--utkface", type=Path, default=SHARED / "utkface_part1", help="UTKFace root")
     parser.add_argument("--fgnet", type=Path, default=SHARED / "fgnet" / "images", help="FG-NET root")
     parser.add_argument("--work", type=Path, default=Path("/tmp/agenet-quality"), help="project folders of the runs")
+    parser.add_argument(
+        "--rescore", action="store_true", help="evaluate the recorded runs' models again and record the new scores"
+    )
     return parser.parse_args(argv)
 
 
@@ -103,16 +111,29 @@ def run_job(project: Path, config: dict, utkface: Path, fgnet: Path) -> float:
     project.mkdir(parents=True, exist_ok=True)
     (project / "dagster.yaml").write_text((REPOSITORY / "dagster.yaml").read_text())
     (project / "run.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    started = time.perf_counter()
+    dagster(project, ["job", "execute", "-m", "agenet_pipeline", "-j", "full_job", "-c", "run.yaml"], utkface, fgnet)
+    return time.perf_counter() - started
+
+
+def evaluate_again(project: Path, utkface: Path, fgnet: Path) -> None:
+    """The age model's evaluation materialised again in `project`, with the code as it is now."""
+    dagster(
+        project, ["asset", "materialize", "-m", "agenet_pipeline", "--select", "age_model_evaluation"], utkface, fgnet
+    )
+
+
+def dagster(project: Path, arguments: list[str], utkface: Path, fgnet: Path) -> None:
+    """The dagster command in `project` (its Dagster instance and home), its output in `project`/job.log or
+    rescore.log."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AGENET_", "MLFLOW_"))}
     env |= {"AGENET_UTKFACE": str(utkface), "AGENET_FGNET": str(fgnet), "DAGSTER_HOME": str(project)}
-    dagster = Path(sys.executable).parent / "dagster"
-    command = [str(dagster), "job", "execute", "-m", "agenet_pipeline", "-j", "full_job", "-c", "run.yaml"]
-    started = time.perf_counter()
-    with open(project / "job.log", "w") as log:
+    log_path = project / ("job.log" if arguments[0] == "job" else "rescore.log")
+    with open(log_path, "w") as log:
+        command = [str(Path(sys.executable).parent / "dagster"), *arguments]
         completed = subprocess.run(command, cwd=project, env=env, stdout=log, stderr=subprocess.STDOUT)
     if completed.returncode:
-        raise SystemExit(f"full_job failed in {project} (exit {completed.returncode}): see {project / 'job.log'}")
-    return time.perf_counter() - started
+        raise SystemExit(f"dagster {arguments[0]} failed in {project} (exit {completed.returncode}): see {log_path}")
 
 
 def scores_of(project: Path) -> dict:
@@ -127,7 +148,7 @@ def scores_of(project: Path) -> dict:
     predictions = pl.read_parquet(home / "evaluation" / "age_model" / "report" / "predictions.parquet")
     by_bin = (
         predictions.filter(pl.col("split").is_in(["test", "evaluation"]))
-        .with_columns((pl.col("expected_age") - pl.col("age")).abs().alias("error"))
+        .with_columns((pl.col("predicted_age") - pl.col("age")).abs().alias("error"))
         .group_by("split", "bin")
         .agg(pl.len().alias("examples"), pl.col("error").mean().alias("mae"))
     )
@@ -208,7 +229,7 @@ def main(argv: list[str] | None = None) -> None:
     args.work.mkdir(parents=True, exist_ok=True)
     log = args.work / "quality-runs.jsonl"
     done = [json.loads(line) for line in log.read_text().splitlines()] if log.is_file() else []
-    runs = []
+    runs, rescored = [], set()
     for name, settings in candidates(args).items():
         for seed in args.seeds:
             config = run_config(args.config, settings, seed)
@@ -220,9 +241,16 @@ def main(argv: list[str] | None = None) -> None:
                 project = args.work / f"{name}-seed{seed}-{digest}"  # never another run's project
                 print(f"{name}, seed {seed}: full_job in {project} ...", flush=True)
                 seconds = run_job(project, config, args.utkface, args.fgnet)
-                found = {"run_config": config, "job_seconds": seconds, **scores_of(project)}
+                found = {"run_config": config, "project": project.name, "job_seconds": seconds, **scores_of(project)}
                 with open(log, "a") as out:
                     out.write(json.dumps(found) + "\n")
+            elif args.rescore and id(found) not in rescored:
+                project = args.work / found["project"]
+                print(f"{name}, seed {seed}: age_model_evaluation again in {project} ...", flush=True)
+                evaluate_again(project, args.utkface, args.fgnet)
+                found.update(scores_of(project))
+                rescored.add(id(found))
+                write_bytes(log, "".join(json.dumps(r) + "\n" for r in done))
             found = {**found, "name": name, "seed": seed, "settings": settings}
             runs.append(found)
     print(f"\n{len(runs)} runs of full_job with {args.config} (UTKFace {args.utkface}, FG-NET {args.fgnet})")

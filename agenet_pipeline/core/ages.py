@@ -109,19 +109,41 @@ def in_bins(probabilities, bins: AgeBins = SEED_BINS) -> np.ndarray:
     return np.asarray(probabilities, dtype=np.float64) @ source.coarsening(bins)
 
 
-def expected_age(probabilities) -> np.ndarray:
-    """The age a network's output reads out as: its bins' midpoints weighted by their probabilities."""
-    return output_bins(probabilities).expected_age(probabilities)
+def answered_age(probabilities) -> np.ndarray:
+    """The age a network's output answers. Over the paper's bins, the expected age (the paper's readout: their
+    midpoints weighted by their probabilities); over years, the median age (`median_age`), the best single answer
+    for an absolute error, as the mean is for a squared one."""
+    bins = output_bins(probabilities)
+    return median_age(probabilities) if bins == YEARS else bins.expected_age(probabilities)
+
+
+def median_year(probabilities) -> np.ndarray:
+    """Of an output over years: the year in which its cumulative probability reaches one half."""
+    cumulative = np.cumsum(np.asarray(probabilities, np.float64), axis=-1)
+    return np.minimum((cumulative < 0.5).sum(axis=-1), len(YEARS) - 1)
+
+
+def median_age(probabilities) -> np.ndarray:
+    """The median of an output over years, in whole years as labels count age: its median year k, from k - 0.5 to
+    k + 0.5 by how far into that year's probability the half falls. Training centres the label of an age of k years
+    in the middle of year k, at k + 0.5 (`model.input.soft_labels`); an output that gives that label back answers
+    k, and the bin of the answer rounded to a whole year is that of the median year (`predicted_bins`)."""
+    probabilities = np.asarray(probabilities, np.float64)
+    year = median_year(probabilities)[..., None]
+    mass = np.take_along_axis(probabilities, year, axis=-1)
+    below = np.take_along_axis(np.cumsum(probabilities, axis=-1), year, axis=-1) - mass
+    return (year - 0.5 + (0.5 - below) / np.maximum(mass, np.finfo(np.float64).tiny))[..., 0]
 
 
 def predicted_bins(probabilities, bins: AgeBins = SEED_BINS) -> np.ndarray:
-    """The bin in `bins` that a network's output answers: the most probable of an output over `bins`; for a
-    per-year output, the bin of its expected age, so that the bin and the age it answers agree (a model trained on
-    the expected age's error spreads its years wider than a bin, and the most probable sum of them was 13 points
-    less often the true bin on the demo)."""
-    if output_bins(probabilities) == bins:
+    """The bin in `bins` that a network's output answers: the most probable of an output over `bins`; otherwise the
+    bin of the age it answers (`answered_age`; over years, of its median year), so that the bin and the age agree (a
+    model trained on the expected age's error spreads its years wider than a bin, and the most probable sum of them
+    was 13 points less often the true bin on the demo)."""
+    source = output_bins(probabilities)
+    if source == bins:
         return np.asarray(probabilities).argmax(axis=-1)
-    return bins.index(expected_age(probabilities))
+    return bins.index(median_year(probabilities) if source == YEARS else answered_age(probabilities))
 
 
 def age_problem(age: float | None) -> str | None:

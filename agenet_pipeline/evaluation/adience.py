@@ -4,7 +4,8 @@ The model answers in our ten bins or in years; Adience has eight gapped bins. Tw
 - `bin mass`: each of the model's bins (a year, or one of our ten) hands its probability to the Adience bins its
   age range overlaps, in proportion to the years of overlap (Adience's ranges taken up to its cut points 0, 4, 7,
   14, 24, 36, 46, 57), and the most probable Adience bin is the answer;
-- `expected age` (the paper's): the network's expected age, binned by the same cut points.
+- `expected age` (the paper's): the age the network answers, binned by the same cut points (for a network over
+  years, its median year: `core.ages.predicted_bins`).
 Beside both stands the constant guess 25-32, Adience's most frequent bin. Exact: the true Adience bin;
 one-off: at most one Adience bin away.
 """
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from agenet_pipeline.core.ages import ADIENCE_BINS, MAX_AGE, SEED_BINS, AgeBins, expected_age, output_bins
+from agenet_pipeline.core.ages import ADIENCE_BINS, MAX_AGE, SEED_BINS, AgeBins, output_bins, predicted_bins
 from agenet_pipeline.datasets.adience import FOLDS
 from agenet_pipeline.model.batch_prediction import Predictions
 from agenet_pipeline.model.metrics import bin_accuracies
@@ -45,7 +46,7 @@ def adience_predictions(probabilities: np.ndarray, mapping: str) -> np.ndarray:
     if mapping == "bin mass":
         return (np.asarray(probabilities, np.float64) @ overlap_matrix(output_bins(probabilities))).argmax(axis=1)
     if mapping == "expected age":
-        return ADIENCE_BINS.index(expected_age(probabilities))
+        return predicted_bins(probabilities, ADIENCE_BINS)
     raise ValueError(f"mapping must be one of {', '.join(MAPPINGS)}, not {mapping!r}")
 
 

@@ -98,9 +98,9 @@ def evaluation_report(
         (
             "\nEvery score stands beside the **constant guess**, the best constant answer learned from the training "
             f"ages: for bin accuracy always the most frequent training bin ({bins.labels[guess.bin]}), for MAE always "
-            f"the median training age ({guess.age:g} years). The model's MAE is of its expected age (the midpoints "
-            "of its output's bins, a year each or the paper's ten, weighted by the predicted probabilities); its bin "
-            "is the most probable of the paper's bins, or for a per-year output the bin of its expected age.\n"
+            f"the median training age ({guess.age:g} years). The model's MAE is of the age it answers: over the "
+            "paper's ten bins, the expected age (their midpoints weighted by the predicted probabilities), and its bin "
+            "the most probable; over years, the median age, and its bin that of the median year.\n"
         ),
         "\n## Scores per dataset (the paper's Table 4)\n",
     ]
@@ -157,8 +157,8 @@ def adience_report(title: str, facts: Mapping[str, str], benchmarks: Mapping[str
         (
             "\nThe five official folds, each scored alone (subject-exclusive: no person is in two folds). "
             "`bin mass`: each of our bins gives its probability to the Adience bins its age range overlaps; "
-            "`expected age`: the paper's mapping, the expected age binned by the cut points 0, 4, 7, 14, 24, 36, "
-            f"46, 57. The constant guess always answers {GUESS_LABEL}.\n"
+            "`expected age`: the paper's mapping, the answered age (over years, the median year) binned by the "
+            f"cut points 0, 4, 7, 14, 24, 36, 46, 57. The constant guess always answers {GUESS_LABEL}.\n"
         ),
     ]
     for name, benchmark in benchmarks.items():

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from agenet_pipeline.core.ages import SEED_BINS, AgeBins, expected_age, in_bins, predicted_bins
+from agenet_pipeline.core.ages import SEED_BINS, AgeBins, answered_age, in_bins, predicted_bins
 from agenet_pipeline.datasets.splits import EVALUATION
 from agenet_pipeline.model.batch_prediction import Predictions
 from agenet_pipeline.model.metrics import ConstantGuess, score
@@ -162,9 +162,9 @@ def _age_groups(bins: AgeBins) -> dict[str, tuple[float, float]]:
 def mae_by_age(predictions: Predictions, guess: ConstantGuess, bins: AgeBins = SEED_BINS) -> pl.DataFrame:
     """MAE per age group (0-12 and 60+, then each bin) of each split and dataset (and `aggregated` per split),
     beside the constant guess's; groups without examples are left out."""
-    expected = expected_age(predictions.probabilities)
+    answered = answered_age(predictions.probabilities)
     keys = predictions.keys.select("split", "dataset", "age").with_columns(
-        pl.Series("error", np.abs(expected - predictions.ages)), (pl.col("age") - guess.age).abs().alias("guess")
+        pl.Series("error", np.abs(answered - predictions.ages)), (pl.col("age") - guess.age).abs().alias("guess")
     )
     rows = []
     for split in keys["split"].unique(maintain_order=True):

@@ -5,8 +5,8 @@ stride 2), ReLU, max-pooling after the first four, dropout 0.187 after each, den
 the age bins. `SOFT_BINS` adds batch normalisation and global average pooling, with lighter dropout (0.1: with
 batch normalisation and the augmentation, 0.25 left the network underfitting); its softmax is trained on soft
 labels (`input.soft_labels`) and read out as an expected age (`AgeBins.expected_age`). `RECOMMENDED` is that network
-with a `years` head: a softmax over each year of life (`core.ages.YEARS`), whose expected age is not held to ten
-midpoints (the 60+ bin alone spans decades); its bin answer is the paper's bin of that age.
+with a `years` head: a softmax over each year of life (`core.ages.YEARS`), whose answer is not held to ten midpoints
+(the 60+ bin alone spans decades): the median age, and the paper's bin of its median year (`core.ages.answered_age`).
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ import keras
 import numpy as np
 import polars as pl
 
-from agenet_pipeline.core.ages import SEED_BINS, AgeBins, expected_age, in_bins, predicted_bins
+from agenet_pipeline.core.ages import SEED_BINS, AgeBins, answered_age, in_bins, predicted_bins
 from agenet_pipeline.core.datasets import BY_ID
 from agenet_pipeline.model.devices import uses_tf_data
 
@@ -67,10 +67,11 @@ class Predictions:
         return self.keys["age"].to_numpy()
 
     def table(self, bins: AgeBins = SEED_BINS) -> pl.DataFrame:
-        """The keys with the predicted bin, the expected age and the bin probabilities, for a Parquet file."""
+        """The keys with the predicted bin and age (`core.ages.answered_age`) and the bin probabilities, for a Parquet
+        file."""
         return self.keys.with_columns(
             pl.Series("predicted_bin", predicted_bins(self.probabilities, bins), pl.Int64),
-            pl.Series("expected_age", expected_age(self.probabilities)),
+            pl.Series("predicted_age", answered_age(self.probabilities)),
             pl.Series("probabilities", in_bins(self.probabilities, bins).tolist(), pl.List(pl.Float32)),
         )
 

@@ -2,7 +2,7 @@
 
 The one place these are defined: for numpy arrays (evaluation, cleaning, the Adience benchmark) and as Keras
 metrics (training's). The output may be over the paper's bins or over years (`core.ages.OUTPUTS`): accuracy is
-always of the paper's bins, the MAE of the output's expected age.
+always of the paper's bins, the MAE of the age the output answers (`core.ages.answered_age`).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 
-from agenet_pipeline.core.ages import SEED_BINS, AgeBins, expected_age, predicted_bins
+from agenet_pipeline.core.ages import SEED_BINS, YEARS, AgeBins, answered_age, predicted_bins
 
 
 @dataclass(frozen=True)
@@ -37,12 +37,12 @@ def bin_accuracies(predicted: np.ndarray, truth: np.ndarray) -> tuple[float, flo
 
 
 def score(probabilities: np.ndarray, ages: np.ndarray, bins: AgeBins = SEED_BINS) -> Scores:
-    """Exact: the most probable bin is the true one; one-off: it is at most one bin away; MAE: of the expected age."""
+    """Exact: the answered bin is the true one; one-off: it is at most one bin away; MAE: of the answered age."""
     probabilities, ages = np.asarray(probabilities), np.asarray(ages, dtype=np.float64)
     if len(ages) == 0:
         raise ValueError("no examples to score")
     exact, one_off = bin_accuracies(predicted_bins(probabilities, bins), bins.index(ages))
-    mae = float(np.mean(np.abs(expected_age(probabilities) - ages)))
+    mae = float(np.mean(np.abs(answered_age(probabilities) - ages)))
     return Scores(exact=exact, one_off=one_off, mae=mae, count=len(ages))
 
 
@@ -86,7 +86,6 @@ class BinAccuracy(keras.metrics.MeanMetricWrapper):
 
     def __init__(self, within: int = 0, output: AgeBins = SEED_BINS, name: str = "accuracy", **kwargs):
         coarsening = keras.ops.convert_to_tensor(output.coarsening(SEED_BINS), "float32")
-        midpoints = keras.ops.convert_to_tensor(output.midpoints, "float32")
         inner_cut_points = [float(age) for age in SEED_BINS.cut_points[1:]]
 
         def accuracy(y_true, y_pred):
@@ -94,21 +93,20 @@ class BinAccuracy(keras.metrics.MeanMetricWrapper):
             if output == SEED_BINS:
                 predicted = keras.ops.argmax(y_pred, axis=-1)
             else:
-                predicted = keras.ops.digitize(expected_age_of(y_pred, midpoints), inner_cut_points)
+                predicted = keras.ops.digitize(keras.ops.cast(median_year_of(y_pred), "float32"), inner_cut_points)
             distance = keras.ops.abs(keras.ops.cast(truth, "int32") - keras.ops.cast(predicted, "int32"))
             return keras.ops.cast(distance <= within, "float32")
 
         super().__init__(accuracy, name=name, **kwargs)
 
 
-class ExpectedAgeError(keras.metrics.MeanMetricWrapper):
-    """Mean absolute difference, in years, between the expected ages of the prediction and of the label."""
+class AgeError(keras.metrics.MeanMetricWrapper):
+    """Mean absolute difference, in years, between the ages that the prediction and the label answer
+    (`core.ages.answered_age`)."""
 
     def __init__(self, output: AgeBins = SEED_BINS, name: str = "mae_years", **kwargs):
-        midpoints = keras.ops.convert_to_tensor(output.midpoints, "float32")
-
         def error(y_true, y_pred):
-            return keras.ops.abs(expected_age_of(y_pred, midpoints) - expected_age_of(y_true, midpoints))
+            return keras.ops.abs(answered_age_of(y_pred, output) - answered_age_of(y_true, output))
 
         super().__init__(error, name=name, **kwargs)
 
@@ -118,10 +116,28 @@ def expected_age_of(probabilities, midpoints):
     return keras.ops.sum(keras.ops.cast(probabilities, "float32") * midpoints, axis=-1)
 
 
+def median_year_of(probabilities):
+    """Keras ops: `core.ages.median_year` of each row of probabilities over years."""
+    cumulative = keras.ops.cumsum(keras.ops.cast(probabilities, "float32"), axis=-1)
+    return keras.ops.minimum(keras.ops.sum(keras.ops.cast(cumulative < 0.5, "int32"), axis=-1), len(YEARS) - 1)
+
+
+def answered_age_of(probabilities, output: AgeBins):
+    """Keras ops: `core.ages.answered_age` of each row of probabilities over `output`."""
+    probabilities = keras.ops.cast(probabilities, "float32")
+    if output != YEARS:
+        return expected_age_of(probabilities, keras.ops.convert_to_tensor(output.midpoints, "float32"))
+    year = median_year_of(probabilities)
+    at_year = keras.ops.one_hot(year, len(YEARS))
+    mass = keras.ops.sum(probabilities * at_year, axis=-1)
+    below = keras.ops.sum(keras.ops.cumsum(probabilities, axis=-1) * at_year, axis=-1) - mass
+    return keras.ops.cast(year, "float32") - 0.5 + (0.5 - below) / keras.ops.maximum(mass, 1e-12)
+
+
 def training_metrics(output: AgeBins) -> list[keras.metrics.Metric]:
     """What `fit` reports each epoch: exact and one-off accuracy in the paper's bins, and the MAE in years."""
     return [
         BinAccuracy(0, output, name="accuracy"),
         BinAccuracy(1, output, name="one_off_accuracy"),
-        ExpectedAgeError(output),
+        AgeError(output),
     ]

@@ -248,8 +248,7 @@ The int8 TFLite network has int8 convolutions and a float32 dense head; its inpu
    (area averaging; libjpeg's reduced-size decoding when {settings["crop_size"]} is 2, 4 or 8 times {size}).
 
 ## Reading the output
-The age is the expected age: the probabilities weighted by the midpoints of the output bins
-({_midpoints(output)} years). {_reading_bins(output, bins)}
+{_reading(output, bins)}
 """
 
 
@@ -268,22 +267,26 @@ def _output_bins(output: dict) -> str:
     return f"{kind} {_listed(output['labels'])}"
 
 
-def _midpoints(output: dict) -> str:
-    return _listed([f"{m:g}" for m in output["midpoints"]])
-
-
 def _listed(items: list[str]) -> str:
     """The items, a long list shortened to its first two and its last."""
     return ", ".join(items) if len(items) <= 12 else f"{items[0]}, {items[1]}, ..., {items[-1]}"
 
 
-def _reading_bins(output: dict, bins: dict) -> str:
-    if output["name"] == bins["name"]:
-        return "The bin is the most probable one."
+def _reading(output: dict, bins: dict) -> str:
+    """How the age and the bin are read from the output (`core.ages.answered_age`, `core.ages.predicted_bins`)."""
+    if output["name"] != YEARS.name:
+        midpoints = _listed([f"{m:g}" for m in output["midpoints"]])
+        return (
+            "The age is the expected age: the probabilities weighted by the midpoints of the output bins "
+            f"({midpoints} years). The bin is the most probable one."
+        )
     labels = ", ".join(bins["labels"])
     return (
-        f"The bin is the one that holds the age (the bins are {labels} in whole years); a bin's probability is "
-        "the sum of the probabilities of the years in it."
+        "The age is the median, in whole years: with k the first year (0, 1, ..., 100 for 100+) at which the "
+        "running sum of the probabilities reaches 0.5, p the probability of year k and C the sum of those before "
+        "it, the age is k - 0.5 + (0.5 - C) / p.\n"
+        f"The bin is the one that holds year k (the bins are {labels} in whole years); a bin's probability is the "
+        "sum of the probabilities of the years in it."
     )
 
 

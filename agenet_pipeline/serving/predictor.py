@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from agenet_pipeline.core.ages import AgeBins, expected_age, predicted_bins
+from agenet_pipeline.core.ages import AgeBins, answered_age, predicted_bins
 from agenet_pipeline.core.status import OUTSIDE_ROOT, TOO_LARGE, UNREADABLE
 from agenet_pipeline.faces.crop import decode_crop, encode_crop, square_crop
 from agenet_pipeline.faces.detector import FaceDetector
@@ -145,6 +145,6 @@ class AgePredictor:
 
 def face_answer(probabilities: np.ndarray, bins: AgeBins) -> dict:
     """What the model says of one face, from the network's output for it (over `bins` or over years): its bin
-    (`core.ages.predicted_bins`) and the expected age."""
+    (`core.ages.predicted_bins`) and its age (`core.ages.answered_age`)."""
     best = int(predicted_bins(probabilities, bins))
-    return {"bin": best, "bin_label": bins.labels[best], "age": float(expected_age(probabilities))}
+    return {"bin": best, "bin_label": bins.labels[best], "age": float(answered_age(probabilities))}

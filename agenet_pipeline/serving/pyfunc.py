@@ -65,7 +65,7 @@ OUTPUT_COLUMNS = {
     "detector_score": "double",  # None in aligned mode
     "bin": "long",
     "bin_label": "string",
-    "age": "double",  # the expected age: the network's output bins (years or bins) weighted by their probabilities
+    "age": "double",  # core.ages.answered_age: the median of a per-year output, the expected age of ten bins
     "probabilities": "array",  # of doubles, one per bin
 }
 

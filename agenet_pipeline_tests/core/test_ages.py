@@ -13,8 +13,9 @@ from agenet_pipeline.core.ages import (
     SEED_BINS,
     YEARS,
     AgeBins,
-    expected_age,
+    answered_age,
     in_bins,
+    median_year,
     output_bins,
     predicted_bins,
 )
@@ -159,27 +160,42 @@ def test_a_year_falls_in_the_paper_bin_of_its_age(age):
     assert YEARS.coarsening(SEED_BINS)[year].tolist() == np.eye(len(SEED_BINS))[SEED_BINS.index(age)].tolist()
 
 
-def test_a_per_year_output_sums_into_the_paper_bins_and_reads_out_its_own_expected_age():
-    years = np.zeros((2, len(YEARS)))
+def test_a_per_year_output_sums_into_the_paper_bins_and_answers_its_median_age():
+    years = np.zeros((3, len(YEARS)))
     years[0, [2, 3]] = 0.5  # half in 0-2, half in 3-6
-    years[1, [64, 90]] = 0.5  # both 60+: the paper's midpoint (70) would say 70, the years say 78
+    years[1, [64, 70, 90]] = [0.2, 0.5, 0.3]  # all 60+, the paper's midpoint 70; the mean would say 73.3
+    years[2, 41] = 1.0
 
     assert output_bins(years) == YEARS and output_bins(np.eye(len(SEED_BINS))) == SEED_BINS
-    assert in_bins(years).tolist() == [[0.5, 0.5, *[0.0] * 8], [*[0.0] * 9, 1.0]]
-    assert expected_age(years).tolist() == pytest.approx([3.0, 77.5])
+    assert in_bins(years)[:2].tolist() == [[0.5, 0.5, *[0.0] * 8], [*[0.0] * 9, 1.0]]
+    assert median_year(years).tolist() == [2, 70, 41]
+    # From half a year before the median year to half a year after, by where the half falls in its probability.
+    assert answered_age(years).tolist() == pytest.approx([2.5, 70.1, 41.0])
+    assert answered_age(years[1]) == pytest.approx(70.1)
+    assert answered_age(np.eye(len(SEED_BINS))[[0, 9]]).tolist() == [1.0, 70.0]  # ten bins: the expected age
     assert in_bins(np.eye(len(SEED_BINS))).tolist() == np.eye(len(SEED_BINS)).tolist()
     assert in_bins(years, ADIENCE_BINS)[0].tolist() == [1.0, *[0.0] * 7]
 
 
 def test_the_bin_of_a_per_year_output_is_that_of_its_age_and_of_a_bins_output_the_most_probable():
     years = np.zeros((2, len(YEARS)))
-    years[0, [20, 24, 30]] = [0.3, 0.3, 0.4]  # 27-33 is the most probable bin; the age, 25.7, is in 23-26
+    years[0, [20, 24, 30]] = [0.3, 0.3, 0.4]  # 27-33 is the most probable bin; the median year, 24, is in 23-26
     years[1, 64] = 1.0
     bins = np.eye(len(SEED_BINS))[[2, 9]] * 0.6 + 0.04
 
     assert predicted_bins(years).tolist() == [5, 9] and in_bins(years)[0].argmax() == 6
     assert predicted_bins(years[0]) == 5
     assert predicted_bins(bins).tolist() == [2, 9]
+
+
+@given(st.lists(st.floats(0, 1), min_size=len(YEARS), max_size=len(YEARS)).filter(lambda w: sum(w) > 1e-3))
+def test_the_median_age_lies_in_the_half_year_around_the_median_year_whose_bin_is_answered(weights):
+    p = np.array(weights) / sum(weights)
+    year = int(median_year(p))
+
+    assert p[:year].sum() < 0.5 + 1e-9 and p[: year + 1].sum() >= 0.5 - 1e-9
+    assert year - 0.5 - 1e-9 <= answered_age(p) <= year + 0.5 + 1e-9
+    assert predicted_bins(p) == SEED_BINS.index(year)
 
 
 def test_bins_that_do_not_nest_cannot_be_summed_into():
@@ -189,4 +205,4 @@ def test_bins_that_do_not_nest_cannot_be_summed_into():
 
 def test_an_output_of_no_known_width_is_refused():
     with pytest.raises(ValueError, match="an output of 8 probabilities: an age network outputs 10 .seed. or 101"):
-        expected_age(np.zeros((3, 8)))
+        answered_age(np.zeros((3, 8)))

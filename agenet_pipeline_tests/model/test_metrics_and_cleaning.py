@@ -3,13 +3,14 @@ import numpy as np
 import polars as pl
 import pytest
 
-from agenet_pipeline.core.ages import SEED_BINS
+from agenet_pipeline.core.ages import SEED_BINS, YEARS, answered_age
 from agenet_pipeline.core.files import write_parquet
 from agenet_pipeline.core.home import Home
 from agenet_pipeline.demo.synthetic_faces import draw_face
 from agenet_pipeline.faces.storage import write_shard
 from agenet_pipeline.model.cleaning import clean_imdb, keep, neighbourhood_mass
-from agenet_pipeline.model.metrics import ConstantGuess, constant_guess, score
+from agenet_pipeline.model.loader import soft_labels
+from agenet_pipeline.model.metrics import ConstantGuess, constant_guess, score, training_metrics
 from agenet_pipeline.model.records import shard_files, shard_name, write_shards
 from agenet_pipeline_tests.formats import jpeg
 
@@ -25,6 +26,32 @@ def test_scores_of_known_predictions():
     assert scores.exact == 0.5 and scores.one_off == 0.75 and scores.count == 4
     # Expected ages are the midpoints 1, 39, 24.5, 70.
     assert scores.mae == pytest.approx((0 + 9 + 25.5 + 0) / 4)
+
+
+def test_a_label_distribution_over_years_answers_its_own_age():
+    """Training centres an age of k whole years at k + 0.5; the median age takes that half year back off. Only
+    the ends are off: below 0 and from 100 on, a label's tail is folded into the first or last year."""
+    ages = np.arange(1.0, 99.0)
+    for sigma in (1.0, 2.0, 3.0):
+        assert answered_age(soft_labels(ages, YEARS, sigma)) == pytest.approx(ages, abs=1e-4)
+
+
+@pytest.mark.parametrize("output", [SEED_BINS, YEARS])
+def test_the_training_metrics_are_the_evaluation_scores(output):
+    """What `fit` reports each epoch is what `score` gives the same outputs, against labels that answer the ages."""
+    rng = np.random.default_rng(0)
+    ages = rng.integers(1, 90, 64).astype(np.float64)
+    predicted = rng.dirichlet(np.full(len(output), 0.3), 64).astype(np.float32)
+    labels = soft_labels(ages, output, 2.0) if output == YEARS else one_hot(SEED_BINS.index(ages))
+    truth = answered_age(labels)
+    found = {}
+    for metric in training_metrics(output):
+        metric.update_state(labels, predicted)
+        found[metric.name] = float(metric.result())
+    expected = score(predicted, truth)
+    assert found == pytest.approx(
+        {"accuracy": expected.exact, "one_off_accuracy": expected.one_off, "mae_years": expected.mae}, abs=1e-4
+    )
 
 
 def test_constant_guess_answers_the_most_frequent_training_bin():

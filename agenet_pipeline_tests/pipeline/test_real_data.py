@@ -115,7 +115,7 @@ def test_fgnet_is_scored_as_another_source_beside_the_constant_guess(real_run):
     scored = pl.read_parquet(project / ".agenet" / "evaluation" / "age_model" / "report" / "predictions.parquet")
     fgnet = scored.filter(pl.col("split") == "evaluation")
     assert fgnet.height > FGNET_PHOTOS * 0.9 and set(fgnet["dataset"]) == {"fgnet"}
-    mae = (fgnet["expected_age"] - fgnet["age"]).abs().mean()
+    mae = (fgnet["predicted_age"] - fgnet["age"]).abs().mean()
     assert metrics["eval_evaluation_fgnet_mae"] == pytest.approx(mae)
     assert metrics["eval_evaluation_fgnet_mae_constant_guess"] > 0
     assert "eval_evaluation_fgnet_mae_0_12" in metrics

@@ -17,7 +17,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from agenet_pipeline.core.ages import SEED_BINS, expected_age, in_bins, network_bins
+from agenet_pipeline.core.ages import SEED_BINS, answered_age, in_bins, network_bins
 from agenet_pipeline.demo.synthetic_faces import draw_face
 from agenet_pipeline.faces.crop import context_border, decode_crop
 from agenet_pipeline.faces.settings import FaceSettings
@@ -170,14 +170,14 @@ def exported_parity(champion: ServingParts, train, test, folder: Path) -> dict[s
     bundle = Bundle(folder, export_bundle(parts, folder, calibration=pixels))
     pixels, ages = network_inputs(champion, test)
     keras_answer = network.predict_on_batch(pixels)
-    keras_mae = np.abs(expected_age(keras_answer) - ages).mean()
+    keras_mae = np.abs(answered_age(keras_answer) - ages).mean()
     found = {}
     for name in ("saved_model", "onnx", "tflite_float32", "tflite_float16", "tflite_int8"):
         answer = saved_model_answer(folder, pixels) if name == "saved_model" else bundle.network(name, 1)(pixels)
         found[name] = {
             "difference": float(np.abs(answer - keras_answer).max()),
             "same_bin": float((in_bins(answer).argmax(1) == in_bins(keras_answer).argmax(1)).mean()),
-            "mae_gap": float(abs(np.abs(expected_age(answer) - ages).mean() - keras_mae)),
+            "mae_gap": float(abs(np.abs(answered_age(answer) - ages).mean() - keras_mae)),
         }
     return found
 
@@ -213,7 +213,8 @@ def test_the_bundle_readme_describes_the_crop_the_network_was_trained_on(bundle)
     # The champion's head is a year each: its output, and how the paper's bins are read from it.
     assert manifest["output"]["shape"] == [None, 101] and manifest["output"]["bins"]["name"] == "years"
     assert "shape (N, 101): probabilities of the years of life 0, 1, ..., 100+" in readme
-    assert "The bin is the one that holds the age (the bins are 0-2, 3-6," in readme
+    assert "the age is k - 0.5 + (0.5 - C) / p." in readme
+    assert "The bin is the one that holds year k (the bins are 0-2, 3-6," in readme
 
 
 def test_int8_calibrates_on_the_usable_training_crops_of_the_versions_datasets(tmp_path):
