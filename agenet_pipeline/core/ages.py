@@ -119,7 +119,10 @@ def answered_age(probabilities) -> np.ndarray:
 
 def median_year(probabilities) -> np.ndarray:
     """Of an output over years: the year in which its cumulative probability reaches one half."""
-    cumulative = np.cumsum(np.asarray(probabilities, np.float64), axis=-1)
+    return _year_of_half(np.cumsum(np.asarray(probabilities, np.float64), axis=-1))
+
+
+def _year_of_half(cumulative: np.ndarray) -> np.ndarray:
     return np.minimum((cumulative < 0.5).sum(axis=-1), len(YEARS) - 1)
 
 
@@ -129,9 +132,10 @@ def median_age(probabilities) -> np.ndarray:
     in the middle of year k, at k + 0.5 (`model.input.soft_labels`); an output that gives that label back answers
     k, and the bin of the answer rounded to a whole year is that of the median year (`predicted_bins`)."""
     probabilities = np.asarray(probabilities, np.float64)
-    year = median_year(probabilities)[..., None]
+    cumulative = np.cumsum(probabilities, axis=-1)
+    year = _year_of_half(cumulative)[..., None]
     mass = np.take_along_axis(probabilities, year, axis=-1)
-    below = np.take_along_axis(np.cumsum(probabilities, axis=-1), year, axis=-1) - mass
+    below = np.take_along_axis(cumulative, year, axis=-1) - mass
     return (year - 0.5 + (0.5 - below) / np.maximum(mass, np.finfo(np.float64).tiny))[..., 0]
 
 

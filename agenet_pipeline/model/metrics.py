@@ -118,7 +118,10 @@ def expected_age_of(probabilities, midpoints):
 
 def median_year_of(probabilities):
     """Keras ops: `core.ages.median_year` of each row of probabilities over years."""
-    cumulative = keras.ops.cumsum(keras.ops.cast(probabilities, "float32"), axis=-1)
+    return _year_of_half(keras.ops.cumsum(keras.ops.cast(probabilities, "float32"), axis=-1))
+
+
+def _year_of_half(cumulative):
     return keras.ops.minimum(keras.ops.sum(keras.ops.cast(cumulative < 0.5, "int32"), axis=-1), len(YEARS) - 1)
 
 
@@ -127,10 +130,11 @@ def answered_age_of(probabilities, output: AgeBins):
     probabilities = keras.ops.cast(probabilities, "float32")
     if output != YEARS:
         return expected_age_of(probabilities, keras.ops.convert_to_tensor(output.midpoints, "float32"))
-    year = median_year_of(probabilities)
+    cumulative = keras.ops.cumsum(probabilities, axis=-1)
+    year = _year_of_half(cumulative)
     at_year = keras.ops.one_hot(year, len(YEARS))
     mass = keras.ops.sum(probabilities * at_year, axis=-1)
-    below = keras.ops.sum(keras.ops.cumsum(probabilities, axis=-1) * at_year, axis=-1) - mass
+    below = keras.ops.sum(cumulative * at_year, axis=-1) - mass
     return keras.ops.cast(year, "float32") - 0.5 + (0.5 - below) / keras.ops.maximum(mass, 1e-12)
 
 
