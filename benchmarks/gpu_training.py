@@ -173,15 +173,15 @@ def input_share(network, training, files: list[str], steps: int) -> dict:
 
 
 def test_scores(model, files: list[str], input_size: int):
-    import keras
     import numpy as np
 
+    from agenet_pipeline.core.mirroring import output_both_ways
     from agenet_pipeline.model.loader import example_batches
     from agenet_pipeline.model.metrics import score
 
     probabilities, ages = [], []
     for batch in example_batches(files, input_size, 256):
-        probabilities.append(keras.ops.convert_to_numpy(model.predict_on_batch(batch["image"])))
+        probabilities.append(output_both_ways(model.predict_on_batch, batch["image"]))
         ages.append(batch["age"])
     return score(np.concatenate(probabilities).astype(np.float32), np.concatenate(ages))
 

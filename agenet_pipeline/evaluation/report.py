@@ -98,9 +98,10 @@ def evaluation_report(
         (
             "\nEvery score stands beside the **constant guess**, the best constant answer learned from the training "
             f"ages: for bin accuracy always the most frequent training bin ({bins.labels[guess.bin]}), for MAE always "
-            f"the median training age ({guess.age:g} years). The model's MAE is of the age it answers: over the "
-            "paper's ten bins, the expected age (their midpoints weighted by the predicted probabilities), and its bin "
-            "the most probable; over years, the median age, and its bin that of the median year.\n"
+            f"the median training age ({guess.age:g} years). The model's MAE is of the age it answers from the mean "
+            "of its outputs for the face and the face's mirror image: over the paper's ten bins, the expected age "
+            "(their midpoints weighted by the predicted probabilities), and its bin the most probable; over years, "
+            "the median age, and its bin that of the median year.\n"
         ),
         "\n## Scores per dataset (the paper's Table 4)\n",
     ]

@@ -13,17 +13,19 @@ import polars as pl
 
 from agenet_pipeline.core.ages import SEED_BINS, AgeBins, answered_age, in_bins, predicted_bins
 from agenet_pipeline.core.datasets import BY_ID
+from agenet_pipeline.core.mirroring import output_both_ways
 from agenet_pipeline.model.devices import uses_tf_data
 
 KEY_SCHEMA = {"dataset": pl.String, "row": pl.Int64, "bin": pl.Int64, "age": pl.Float64, "split": pl.String}
 
 
 def predict_files(model: keras.Model, files: Sequence[str], batch_size: int = 64) -> tuple[pl.DataFrame, np.ndarray]:
-    """(a table of dataset, row, bin, age per example, the network's output for each), in the same order."""
+    """(a table of dataset, row, bin, age per example, the network's output for each: `core.mirroring`), in the same
+    order."""
     input_size = model.input_shape[1]
     keys, probabilities = [], []
     for batch in example_batches(files, input_size, batch_size):
-        probabilities.append(keras.ops.convert_to_numpy(model.predict_on_batch(batch["image"])))
+        probabilities.append(output_both_ways(model.predict_on_batch, batch["image"]))
         keys.append({k: np.asarray(batch[k]) for k in ("dataset", "row", "bin", "age")})
     if not keys:
         return pl.DataFrame(schema={k: v for k, v in KEY_SCHEMA.items() if k != "split"}), np.zeros(

@@ -248,6 +248,8 @@ The int8 TFLite network has int8 convolutions and a float32 dense head; its inpu
    (area averaging; libjpeg's reduced-size decoding when {settings["crop_size"]} is 2, 4 or 8 times {size}).
 
 ## Reading the output
+Run the network on the face and on its mirror image (columns in reverse order: left and right swapped), and take
+the mean of the two outputs: the model's answer is read from that mean.
 {_reading(output, bins)}
 """
 

@@ -35,6 +35,7 @@ SERVING_CODE = (
     "__init__.py",
     "core/__init__.py",
     "core/ages.py",
+    "core/mirroring.py",
     "core/status.py",
     "faces/__init__.py",
     "faces/crop.py",

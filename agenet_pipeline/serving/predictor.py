@@ -1,7 +1,7 @@
 """Ages for photos: decode, find the faces, crop them as the training crops were made, run the network.
 
 This module and the ones it imports travel with the served model (see `packaging.py`): it may import only
-`core.ages`, `core.status` and `faces.images`, `faces.crop`, `faces.detector`, `faces.settings`.
+`core.ages`, `core.mirroring`, `core.status` and `faces.images`, `faces.crop`, `faces.detector`, `faces.settings`.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from agenet_pipeline.core.ages import AgeBins, answered_age, predicted_bins
+from agenet_pipeline.core.mirroring import output_both_ways
 from agenet_pipeline.core.status import OUTSIDE_ROOT, TOO_LARGE, UNREADABLE
 from agenet_pipeline.faces.crop import decode_crop, encode_crop, square_crop
 from agenet_pipeline.faces.detector import FaceDetector
@@ -111,7 +112,7 @@ class AgePredictor:
     ):
         self.network, self.input_size, self.detector = network, input_size, detector
         self.bins, self.settings, self.batch_size = bins, settings, batch_size
-        network(np.zeros((1, input_size, input_size, 3), np.float32))  # trace now, not on the first photo
+        output_both_ways(network, np.zeros((1, input_size, input_size, 3), np.float32))  # trace now, not on a photo
 
     def faces(self, rgb: np.ndarray, aligned: bool = False) -> list[Face]:
         """Every face confident and large enough, most confident first; `aligned`: the photo is one face crop."""
@@ -131,12 +132,15 @@ class AgePredictor:
         return decode_crop(jpeg, settings.crop_size, self.input_size)
 
     def probabilities(self, faces: Sequence[Face]) -> np.ndarray:
-        """Bin probabilities of each face (faces x bins), the network run in batches."""
+        """The network's output for each face (faces x outputs: `core.mirroring`), in batches."""
         if not faces:
             return np.zeros((0, len(self.bins)), np.float32)
         pixels = np.stack([face.pixels for face in faces]).astype(np.float32)
         return np.concatenate(
-            [self.network(pixels[i : i + self.batch_size]) for i in range(0, len(pixels), self.batch_size)]
+            [
+                output_both_ways(self.network, pixels[i : i + self.batch_size])
+                for i in range(0, len(pixels), self.batch_size)
+            ]
         )
 
     def close(self) -> None:

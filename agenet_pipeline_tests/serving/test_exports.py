@@ -213,6 +213,7 @@ def test_the_bundle_readme_describes_the_crop_the_network_was_trained_on(bundle)
     # The champion's head is a year each: its output, and how the paper's bins are read from it.
     assert manifest["output"]["shape"] == [None, 101] and manifest["output"]["bins"]["name"] == "years"
     assert "shape (N, 101): probabilities of the years of life 0, 1, ..., 100+" in readme
+    assert "Run the network on the face and on its mirror image" in readme
     assert "the age is k - 0.5 + (0.5 - C) / p." in readme
     assert "The bin is the one that holds year k (the bins are 0-2, 3-6," in readme
 
