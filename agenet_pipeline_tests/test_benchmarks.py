@@ -1,8 +1,10 @@
-"""The training benchmark's help and usage lines name only what the script has."""
+"""The benchmarks' help and usage lines name only what each script has, and the serving benchmark runs."""
 
 import importlib.util
 import re
 import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -54,3 +56,14 @@ def test_a_quality_candidate_sets_the_face_stage_of_both_sources_and_the_age_mod
     assert ops["faces_utkface"]["config"] == {"fallback_whole_image": True, "context": None}
     assert ops["faces_fgnet"]["config"] == {"context": None}
     assert ops["age_model"]["config"] == {"recipe": "recommended", "input_size": 128, "max_epochs": 20, "seed": 1}
+
+
+def test_the_inference_benchmark_times_the_served_model(tmp_path):
+    """A short run of the whole script: the demo network logged as the serving model and loaded back."""
+    small = ["--runs", "1", "--photos", "5", "--batch-photos", "10", "--frames", "5"]
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "inference.py"), *small], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = dict(re.findall(r"^\| ([^|]+?) \| ([\d.]+) \|", done.stdout, re.M))
+    assert float(rows["end to end p50 (ms)"]) > 0 and float(rows["webcam loop (frames/s)"]) > 0

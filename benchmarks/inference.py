@@ -83,7 +83,7 @@ def served_model(args: argparse.Namespace, folder: Path) -> tuple[Path, str]:
     else:
         from agenet_pipeline.model.architecture import ModelConfig, build_model
         from agenet_pipeline.serving.packaging import log_serving_model
-        from agenet_pipeline.tracking.runs import use_experiment
+        from agenet_pipeline.tracking.store import use_experiment
 
         config = ModelConfig(input_size=64, filters=(16, 32, 64, 128, 256))
         use_experiment(f"sqlite:///{folder / 'mlflow.db'}", "benchmark", str(folder / "artifacts"))
