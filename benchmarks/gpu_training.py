@@ -173,6 +173,8 @@ def input_share(network, training, files: list[str], steps: int) -> dict:
 
 
 def test_scores(model, files: list[str], input_size: int):
+    """`batch_prediction.predict_files`' reading (the loader, both ways) without its polars keys: polars is absent
+    on the GPU machine."""
     import numpy as np
 
     from agenet_pipeline.core.mirroring import output_both_ways
