@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import math
 import multiprocessing
-import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -61,9 +60,6 @@ def _one_thread_per_process() -> None:
 
 def _start_worker(model_path: Path) -> None:
     global _worker_detector
-    # `import mediapipe` imports TensorFlow, if installed, only for documentation decorators (about 4 s per
-    # process); a face-stage worker never needs TensorFlow, and MediaPipe does without it.
-    sys.modules.setdefault("tensorflow", None)
     _one_thread_per_process()
     _worker_detector = FaceDetector(model_path)
 

@@ -1,4 +1,6 @@
 import shutil
+import subprocess
+import sys
 
 import pytest
 from skimage import data
@@ -32,3 +34,17 @@ def test_finds_the_astronaut():
     x, y, w, h = faces[0].box
     assert faces[0].score > 0.8
     assert 150 < x < 200 and 60 < y < 110 and 70 < w < 130 and 70 < h < 130
+
+
+def test_the_detector_leaves_tensorflow_unloaded_and_importable():
+    """MediaPipe would import TensorFlow, where installed, for its documentation decorators (about 4 s a process)."""
+    script = (
+        "import sys\n"
+        "from agenet_pipeline.faces.detector import FaceDetector, resolve_model\n"
+        "with FaceDetector(resolve_model()) as detector:\n"
+        "    print('tensorflow' in sys.modules)\n"
+        "import tensorflow\n"
+        "print(tensorflow.constant(2).numpy())\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)
+    assert done.stdout.split() == ["False", "2"]

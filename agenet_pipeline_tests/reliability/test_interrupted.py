@@ -31,7 +31,6 @@ SETTINGS = FaceSettings(crop_size=64)
 STAGE = textwrap.dedent("""
     import os, signal, sys, time
     from pathlib import Path
-    sys.modules["tensorflow"] = None  # as in the stage's worker processes: MediaPipe does without it
     import polars as pl
     from agenet_pipeline.faces import sharded, storage
     from agenet_pipeline.faces.detector import resolve_model
