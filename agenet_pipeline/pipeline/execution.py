@@ -9,8 +9,8 @@ runs only where the daemon launches them, never `dagster job execute`. The queue
 the one running instead of failing on the lock.
 
 Steps start as forks of a server process that has imported the definitions once (multiprocessing's
-`forkserver`), not as fresh interpreters that each import them again (`spawn`, Dagster's default): about 2 s less
-per step, half the length of a run of small steps. A run config's own `start_method` still wins.
+`forkserver`), not as fresh interpreters that each import them again (`spawn`, Dagster's default): `data_job`
+on the demo takes a third of the time (benchmarks/step_start.py). A run config's own `start_method` still wins.
 """
 
 import multiprocessing
@@ -70,7 +70,7 @@ def default_start_method() -> dict:
     """A fork server with the definitions imported, where the platform has one (not on Windows)."""
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return {"spawn": {}}
-    # The definitions import neither TensorFlow nor JAX nor MediaPipe (test_definitions.py checks it): a GPU
+    # The definitions import neither TensorFlow nor JAX nor MediaPipe (test_execution.py checks it): a GPU
     # context and a runtime's threads do not survive a fork, so the steps that need them import them after it.
     return {"forkserver": {"preload_modules": ["agenet_pipeline.pipeline.definitions"]}}
 
