@@ -113,20 +113,25 @@ def run_job(project: Path, config: dict, utkface: Path, fgnet: Path) -> float:
     (project / "run.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     started = time.perf_counter()
     arguments = ["job", "execute", "-m", "agenet_pipeline", "-j", "full_job", "-c", "run.yaml"]
-    dagster(project, arguments, utkface, fgnet, project / "job.log")
+    dagster(project, arguments, sources(utkface, fgnet), project / "job.log")
     return time.perf_counter() - started
 
 
 def evaluate_again(project: Path, utkface: Path, fgnet: Path) -> None:
     """The age model's evaluation materialised again in `project`, with the code as it is now."""
     arguments = ["asset", "materialize", "-m", "agenet_pipeline", "--select", "age_model_evaluation"]
-    dagster(project, arguments, utkface, fgnet, project / "rescore.log")
+    dagster(project, arguments, sources(utkface, fgnet), project / "rescore.log")
 
 
-def dagster(project: Path, arguments: list[str], utkface: Path, fgnet: Path, log_path: Path) -> None:
-    """The dagster command in `project` (its Dagster instance and home), its output in `log_path`."""
+def sources(utkface: Path, fgnet: Path) -> dict[str, str]:
+    return {"AGENET_UTKFACE": str(utkface), "AGENET_FGNET": str(fgnet)}
+
+
+def dagster(project: Path, arguments: list[str], variables: dict[str, str], log_path: Path) -> None:
+    """The dagster command in `project` (its Dagster instance and, unless `variables` set AGENET_HOME, its home),
+    with only the AGENET_ variables of `variables` (none: the demo data), its output in `log_path`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AGENET_", "MLFLOW_"))}
-    env |= {"AGENET_UTKFACE": str(utkface), "AGENET_FGNET": str(fgnet), "DAGSTER_HOME": str(project)}
+    env |= variables | {"DAGSTER_HOME": str(project)}
     with open(log_path, "w") as log:
         command = [str(Path(sys.executable).parent / "dagster"), *arguments]
         completed = subprocess.run(command, cwd=project, env=env, stdout=log, stderr=subprocess.STDOUT)

@@ -17,51 +17,35 @@ import argparse
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-REPOSITORY = Path(__file__).resolve().parents[1]
+import yaml
+from quality import REPOSITORY, dagster  # benchmarks/, the folder of this script, is on sys.path
+
 WAYS = {"forkserver (default)": None, "spawn": {"spawn": {}}}
-
-
-def _run_config(demo_images: int, start_method: dict | None) -> str:
-    config = f"resources:\n  dataset_roots:\n    config:\n      demo_images: {demo_images}\n"
-    if start_method is not None:
-        config += f"execution:\n  config:\n    start_method: {start_method}\n"
-    return config
 
 
 def _one_run(demo_images: int, start_method: dict | None) -> tuple[float, float, int]:
     """(run seconds, seconds inside the steps, steps) of one `data_job` run in a new project folder."""
     from dagster import DagsterInstance, RunsFilter
 
-    with tempfile.TemporaryDirectory(prefix="step-start-") as folder:
-        shutil.copy(REPOSITORY / "dagster.yaml", Path(folder) / "dagster.yaml")
-        (Path(folder) / "run.yaml").write_text(_run_config(demo_images, start_method))
-        inherited = {k: v for k, v in os.environ.items() if not k.startswith(("AGENET_", "MLFLOW_", "DAGSTER_HOME"))}
-        dagster = Path(sys.executable).parent / "dagster"
-        done = subprocess.run(
-            [str(dagster), "job", "execute", "-m", "agenet_pipeline", "-j", "data_job", "-c", "run.yaml"],
-            cwd=folder,
-            env={**inherited, "DAGSTER_HOME": folder},
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if done.returncode != 0:
-            raise SystemExit(f"data_job failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
-        os.environ.pop("AGENET_HOME", None)
-        here = Path.cwd()
-        os.chdir(folder)  # the instance's storage is under the working directory's home, .agenet
-        try:
-            with DagsterInstance.from_config(folder) as instance:
-                [run] = instance.get_runs(filters=RunsFilter(job_name="data_job"))
-                stats = instance.get_run_stats(run.run_id)
-                steps = instance.get_run_step_stats(run.run_id)
-        finally:
-            os.chdir(here)
+    project = Path(tempfile.mkdtemp(prefix="step-start-"))  # kept, with its job.log, when the run fails
+    config = {"resources": {"dataset_roots": {"config": {"demo_images": demo_images}}}}
+    if start_method is not None:
+        config["execution"] = {"config": {"start_method": start_method}}
+    (project / "run.yaml").write_text(yaml.safe_dump(config))
+    shutil.copy(REPOSITORY / "dagster.yaml", project / "dagster.yaml")
+    home = {"AGENET_HOME": str(project / ".agenet")}
+    arguments = ["job", "execute", "-m", "agenet_pipeline", "-j", "data_job", "-c", "run.yaml"]
+    dagster(project, arguments, home, project / "job.log")
+    os.environ.update(home)  # the instance's storage is under the home (pipeline/instance.py)
+    with DagsterInstance.from_config(str(project)) as instance:
+        [run] = instance.get_runs(filters=RunsFilter(job_name="data_job"))
+        stats = instance.get_run_stats(run.run_id)
+        steps = instance.get_run_step_stats(run.run_id)
+    shutil.rmtree(project)
     return stats.end_time - stats.start_time, sum(s.end_time - s.start_time for s in steps), len(steps)
 
 
